@@ -1,0 +1,40 @@
+// Qwen2 byte-level BPE tokenizer built from the checkpoint's own tokenizer files.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace la {
+
+class Tokenizer {
+ public:
+  // Loads `tokenizer.json` from `dir` when present, else `vocab.json` + `merges.txt` +
+  // `added_tokens.json` (+ the `added_tokens_decoder` of `tokenizer_config.json`), as the released
+  // checkpoint ships them. Errors name the file and say how to fix it.
+  static Tokenizer from_dir(const std::string& dir);
+
+  // NFC, added tokens matched atomically (longest first), Qwen2 pre-tokenizer regex, byte-level BPE.
+  std::vector<int32_t> encode(const std::string& text) const;
+  // Special/added tokens are kept as their literal text; invalid UTF-8 becomes U+FFFD.
+  // Unknown ids raise InvalidArgument.
+  std::string decode(const std::vector<int32_t>& ids) const;
+
+  // Id of a token string (a vocab entry in byte-level form or an added token), or -1.
+  int32_t token_to_id(const std::string& token) const;
+  // Literal text of an added token, or the byte-level form of a vocab entry.
+  std::string id_to_token(int32_t id) const;
+  // One past the largest id.
+  int32_t vocab_size() const;
+  bool is_added_token(int32_t id) const;
+  // `model_max_length` of tokenizer_config.json (16384 in the release; 0 when absent).
+  int64_t model_max_length() const;
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<const Impl> impl_;
+};
+
+}  // namespace la

@@ -1,0 +1,2 @@
+"""locateanything_native: exact, fast CPU inference for NVIDIA LocateAnything-3B."""
+from . import _core  # noqa: F401
