@@ -1,5 +1,281 @@
-// placeholder: register_engine is being written
+// register_engine: the Engine class, its result type and the pipeline stages, with numpy in/out and
+// the GIL released around every long call.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
 #include "bind.h"
+#include "core/error.h"
+#include "core/cpu.h"
+#include "engine.h"
+
+namespace py = pybind11;
+
 namespace la::py {
-void register_engine(pybind11::module_&) {}
+
+ImageU8 image_from_numpy(const ::py::array& a, const char* what) {
+  LA_CHECK(a.dtype().is(::py::dtype::of<uint8_t>()), InvalidArgument, what, " has dtype ",
+           std::string(::py::str(a.dtype())), "; an 8-bit image (numpy uint8) is required. Convert floats in [0,1] "
+           "with (img * 255).clip(0, 255).astype(np.uint8), or other integer types with img.astype(np.uint8).");
+  LA_CHECK(a.ndim() == 2 || a.ndim() == 3, InvalidArgument, what, " has ", a.ndim(),
+           " dimensions; pass an H×W×3 (RGB), H×W×4 (RGBA) or H×W (grey) array");
+  const int64_t h = a.shape(0), w = a.shape(1), c = a.ndim() == 3 ? a.shape(2) : 1;
+  LA_CHECK(h > 0 && w > 0, InvalidArgument, what, " is empty (", h, "×", w, "); pass a non-empty image");
+  LA_CHECK(h < (1 << 30) && w < (1 << 30), InvalidArgument, what, " is too large (", h, "×", w, ")");
+  const int64_t sc = a.ndim() == 3 ? a.strides(2) : 1;
+  const uint8_t* data = static_cast<const uint8_t*>(a.data());
+  ImageU8 out;
+  {
+    ::py::gil_scoped_release release;
+    out = to_rgb(data, static_cast<int>(h), static_cast<int>(w), static_cast<int>(c), a.strides(0), a.strides(1), sc);
+  }
+  return out;
+}
+
+namespace {
+
+::py::array_t<float> to_numpy(const std::vector<float>& v, std::vector<int64_t> shape) {
+  ::py::array_t<float> out(shape);
+  std::memcpy(out.mutable_data(), v.data(), v.size() * sizeof(float));
+  return out;
+}
+
+::py::dict timings_dict(const Timings& t) {
+  ::py::dict d;
+  d["preprocess"] = t.preprocess;
+  d["vision"] = t.vision;
+  d["projector"] = t.projector;
+  d["prefill"] = t.prefill;
+  d["decode"] = t.decode;
+  d["total"] = t.total;
+  d["prompt_tokens"] = t.prompt_tokens;
+  d["image_tokens"] = t.image_tokens;
+  d["generated_tokens"] = t.generated_tokens;
+  d["forward_calls"] = t.forward_calls;
+  d["tokens_per_second"] = t.tokens_per_second();
+  return d;
+}
+
+::py::list detections_list(const std::vector<Detection>& dets, Detection::Kind kind) {
+  ::py::list out;
+  for (const Detection& d : dets) {
+    if (d.kind != kind) continue;
+    ::py::dict item;
+    item["label"] = d.label;
+    if (kind == Detection::Kind::Box) {
+      item["x1"] = d.x1;
+      item["y1"] = d.y1;
+      item["x2"] = d.x2;
+      item["y2"] = d.y2;
+    } else if (kind == Detection::Kind::Point) {
+      item["x"] = d.x1;
+      item["y"] = d.y1;
+    }
+    out.append(item);
+  }
+  return out;
+}
+
+::py::list steps_list(const std::vector<StepRecord>& steps) {
+  ::py::list out;
+  for (const StepRecord& s : steps) {
+    ::py::dict d;
+    d["past_len"] = s.past_len;
+    d["q_len"] = s.q_len;
+    d["is_mtp"] = s.mtp;
+    d["type"] = s.type;
+    d["route"] = s.route;
+    d["x0"] = s.x0;
+    d["emitted"] = s.emitted;
+    out.append(d);
+  }
+  return out;
+}
+
+std::vector<ImageU8> images_from(const ::py::list& images) {
+  std::vector<ImageU8> out;
+  for (size_t i = 0; i < images.size(); ++i) {
+    const std::string what = "image " + std::to_string(i + 1);
+    out.push_back(image_from_numpy(images[i].cast<::py::array>(), what.c_str()));
+  }
+  return out;
+}
+
+SamplingParams sampling_from(float temperature, float top_p, int top_k, float repetition_penalty) {
+  LA_CHECK(temperature >= 0.0f && std::isfinite(temperature), InvalidArgument, "temperature must be >= 0, got ",
+           temperature, " (0 = greedy)");
+  LA_CHECK(top_p > 0.0f && top_p <= 1.0f, InvalidArgument, "top_p must be in (0, 1], got ", top_p,
+           " (1 = no nucleus filtering)");
+  LA_CHECK(top_k >= 0, InvalidArgument, "top_k must be >= 0, got ", top_k, " (0 = off)");
+  LA_CHECK(repetition_penalty > 0.0f && std::isfinite(repetition_penalty), InvalidArgument,
+           "repetition_penalty must be > 0, got ", repetition_penalty, " (1 = off)");
+  SamplingParams s;
+  s.temperature = temperature;
+  s.top_p = top_p;
+  s.top_k = top_k;
+  s.repetition_penalty = repetition_penalty;
+  return s;
+}
+
+}  // namespace
+
+void register_engine(::py::module_& m) {
+  ::py::class_<QueryResult>(m, "Result", "Outcome of one query: answer, parsed items, timings, decoding trace.")
+      .def_readonly("answer", &QueryResult::answer)
+      .def_readonly("prompt_ids", &QueryResult::prompt_ids)
+      .def_property_readonly("generated_ids", [](const QueryResult& r) { return r.generation.tokens; })
+      .def_property_readonly("stop_reason", [](const QueryResult& r) { return r.generation.stop_reason; })
+      .def_property_readonly("forward_calls", [](const QueryResult& r) { return r.generation.forward_calls; })
+      .def_property_readonly("switch_to_ar", [](const QueryResult& r) { return r.generation.switch_to_ar; })
+      .def_property_readonly("loop_guard_fired", [](const QueryResult& r) { return r.generation.loop_guard_fired; })
+      .def_readonly("history", &QueryResult::history)
+      .def_property_readonly("steps", [](const QueryResult& r) { return steps_list(r.generation.steps); })
+      .def_property_readonly("boxes", [](const QueryResult& r) { return detections_list(r.detections, Detection::Kind::Box); })
+      .def_property_readonly("points",
+                             [](const QueryResult& r) { return detections_list(r.detections, Detection::Kind::Point); })
+      .def_property_readonly("none_count",
+                             [](const QueryResult& r) {
+                               return std::count_if(r.detections.begin(), r.detections.end(), [](const Detection& d) {
+                                 return d.kind == Detection::Kind::None;
+                               });
+                             })
+      .def_property_readonly("timings", [](const QueryResult& r) { return timings_dict(r.timings); })
+      .def_readonly("width", &QueryResult::width)
+      .def_readonly("height", &QueryResult::height)
+      .def("__repr__", [](const QueryResult& r) {
+        return "<Result answer=" + std::string(::py::repr(::py::str(r.answer))) + " stop=" + r.generation.stop_reason + ">";
+      });
+
+  ::py::class_<Engine>(m, "Engine", "A loaded LocateAnything checkpoint; load once, run many queries.")
+      .def(::py::init([](const std::string& model_dir, int threads, const std::string& quantization) {
+             EngineOptions o;
+             o.model_dir = model_dir;
+             o.threads = threads;
+             o.quantization = quantization;
+             ::py::gil_scoped_release release;
+             return std::make_unique<Engine>(o);
+           }),
+           ::py::arg("model_dir"), ::py::arg("threads") = 0, ::py::arg("quantization") = "none")
+      .def(
+          "run",
+          [](Engine& e, const ::py::list& images, const std::string& question, const std::string& generation_mode,
+             int64_t max_new_tokens, float temperature, float top_p, int top_k, float repetition_penalty,
+             uint64_t seed, bool loop_guard, bool record_steps, const std::string& chat_template) {
+            LA_CHECK(max_new_tokens >= 0 && max_new_tokens <= (1 << 24), InvalidArgument,
+                     "max_new_tokens must be in [0, 16777216], got ", max_new_tokens);
+            Query q;
+            q.images = images_from(images);
+            q.question = question;
+            q.chat_template = parse_chat_template(chat_template);
+            GenerationOptions g;
+            g.mode = parse_generation_mode(generation_mode);
+            g.max_new_tokens = max_new_tokens;
+            g.sampling = sampling_from(temperature, top_p, top_k, repetition_penalty);
+            g.seed = seed;
+            g.loop_guard = loop_guard;
+            g.record_steps = record_steps;
+            ::py::gil_scoped_release release;
+            return e.run(q, g);
+          },
+          ::py::arg("images"), ::py::arg("question"), ::py::arg("generation_mode") = "hybrid",
+          ::py::arg("max_new_tokens") = 2048, ::py::arg("temperature") = 0.0f, ::py::arg("top_p") = 1.0f,
+          ::py::arg("top_k") = 0, ::py::arg("repetition_penalty") = 1.0f, ::py::arg("seed") = 0,
+          ::py::arg("loop_guard") = false, ::py::arg("record_steps") = false, ::py::arg("chat_template") = "worker",
+          "Runs the whole pipeline on images (list of H×W×C uint8 arrays; the first is the image, the rest "
+          "visual prompts) and a question.")
+      .def(
+          "preprocess",
+          [](const Engine& e, const ::py::array& image) {
+            ImageU8 img = image_from_numpy(image, "image");
+            PixelValues px;
+            {
+              ::py::gil_scoped_release release;
+              px = e.preprocess(img);
+            }
+            const int p = e.config().preprocess.patch_size;
+            return ::py::make_tuple(to_numpy(px.data, {static_cast<int64_t>(px.grid_h) * px.grid_w, 3, p, p}),
+                                    ::py::make_tuple(px.grid_h, px.grid_w));
+          },
+          ::py::arg("image"), "pixel_values [N, 3, p, p] float32 and the grid (h, w), as the official processor.")
+      .def(
+          "vision_features",
+          [](const Engine& e, const ::py::array_t<float, ::py::array::c_style | ::py::array::forcecast>& pixels,
+             std::pair<int, int> grid, bool project) {
+            const VisionConfig& vc = e.config().vision;
+            const int64_t per_patch = 3LL * vc.patch * vc.patch;
+            LA_CHECK(pixels.size() == static_cast<int64_t>(grid.first) * grid.second * per_patch, InvalidArgument,
+                     "pixel_values hold ", pixels.size(), " values but grid ", grid.first, "x", grid.second, " needs ",
+                     static_cast<int64_t>(grid.first) * grid.second * per_patch);
+            std::vector<float> out;
+            int64_t n = static_cast<int64_t>(grid.first / vc.merge_h) * (grid.second / vc.merge_w);
+            {
+              ::py::gil_scoped_release release;
+              out = e.vision_merged(pixels.data(), grid.first, grid.second);
+              if (project) out = e.project(out.data(), n);
+            }
+            return to_numpy(out, {n, static_cast<int64_t>(out.size()) / std::max<int64_t>(n, 1)});
+          },
+          ::py::arg("pixel_values"), ::py::arg("grid"), ::py::arg("project") = false,
+          "Vision tower output after the 2x2 merge ([tokens, 4*hidden]); with project=True after mlp1.")
+      .def(
+          "project",
+          [](const Engine& e, const ::py::array_t<float, ::py::array::c_style | ::py::array::forcecast>& merged) {
+            LA_CHECK(merged.ndim() == 2 && merged.shape(1) == e.config().vision.merged_dim(), InvalidArgument,
+                     "merged features must be [n, ", e.config().vision.merged_dim(), "]");
+            std::vector<float> out;
+            {
+              ::py::gil_scoped_release release;
+              out = e.project(merged.data(), merged.shape(0));
+            }
+            return to_numpy(out, {merged.shape(0), e.config().text.hidden});
+          },
+          ::py::arg("merged"))
+      .def(
+          "prompt_ids",
+          [](const Engine& e, const std::string& question, std::vector<int64_t> image_tokens,
+             const std::string& chat_template) {
+            ::py::gil_scoped_release release;
+            return e.prompt_ids(question, image_tokens, parse_chat_template(chat_template));
+          },
+          ::py::arg("question"), ::py::arg("image_tokens"), ::py::arg("chat_template") = "worker")
+      .def(
+          "prefill_logits",
+          [](const Engine& e, const std::vector<int32_t>& ids, ::py::object image_rows, int64_t last_n) {
+            ::py::array_t<float, ::py::array::c_style | ::py::array::forcecast> rows;
+            const float* rp = nullptr;
+            int64_t n_rows = 0;
+            if (!image_rows.is_none()) {
+              rows = image_rows.cast<::py::array_t<float, ::py::array::c_style | ::py::array::forcecast>>();
+              LA_CHECK(rows.ndim() == 2 && rows.shape(1) == e.config().text.hidden, InvalidArgument,
+                       "image_rows must be [n, ", e.config().text.hidden, "]");
+              rp = rows.data();
+              n_rows = rows.shape(0);
+            }
+            std::vector<float> out;
+            const int64_t n = std::max<int64_t>(1, std::min<int64_t>(last_n, static_cast<int64_t>(ids.size())));
+            {
+              ::py::gil_scoped_release release;
+              out = e.prefill_logits(ids, rp, n_rows, n);
+            }
+            return to_numpy(out, {n, e.config().text.vocab});
+          },
+          ::py::arg("input_ids"), ::py::arg("image_rows") = ::py::none(), ::py::arg("last_n") = 1,
+          "Causal forward of input_ids (image rows spliced at <IMG_CONTEXT>); logits of the last rows.")
+      .def("encode", [](const Engine& e, const std::string& text) { return e.tokenizer().encode(text); })
+      .def("decode", [](const Engine& e, const std::vector<int32_t>& ids) { return e.tokenizer().decode(ids); })
+      .def_property_readonly("load_seconds", &Engine::load_seconds)
+      .def_property_readonly("threads", [](const Engine& e) { return e.pool().size(); })
+      .def_property_readonly("notes", &Engine::load_notes)
+      .def_property_readonly("weight_bytes", &Engine::weight_bytes)
+      .def_property_readonly("image_token_id", [](const Engine& e) { return e.config().ids.image_context; })
+      .def_property_readonly("vocab_size", [](const Engine& e) { return e.config().text.vocab; })
+      .def_property_readonly("model_max_length", [](const Engine& e) { return e.config().model_max_length; });
+
+  m.def("isa", [] { return std::string(isa_name(active_isa())); }, "The kernel instruction set in use.");
+}
+
 }  // namespace la::py

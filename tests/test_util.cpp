@@ -4,6 +4,7 @@
 #include <zlib.h>
 
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <stdexcept>
@@ -68,7 +69,7 @@ NpyArray parse_npy(const std::string& raw, const std::string& name) {
   NpyArray a;
   auto descr_pos = header.find("'descr': '");
   a.dtype = header.substr(descr_pos + 10, header.find('\'', descr_pos + 10) - descr_pos - 10);
-  if (header.find("'fortran_order': True") != std::string::npos) throw std::runtime_error("fortran npy " + name);
+  const bool fortran = header.find("'fortran_order': True") != std::string::npos;
   auto shape_pos = header.find("'shape': (");
   std::string shape = header.substr(shape_pos + 10, header.find(')', shape_pos) - shape_pos - 10);
   size_t i = 0;
@@ -79,6 +80,24 @@ NpyArray parse_npy(const std::string& raw, const std::string& name) {
     while (i < shape.size() && shape[i] != ',') ++i;
   }
   a.bytes.assign(p + header_start + header_len, p + raw.size());
+  if (fortran && a.shape.size() > 1) {
+    // Column-major on disk: reorder into row-major.
+    const size_t es = a.bytes.size() / static_cast<size_t>(std::max<int64_t>(a.numel(), 1));
+    std::vector<uint8_t> c(a.bytes.size());
+    const size_t nd = a.shape.size();
+    std::vector<int64_t> idx(nd, 0);
+    for (int64_t f = 0; f < a.numel(); ++f) {
+      // idx is the multi-index of Fortran offset f (first axis fastest).
+      int64_t off = 0;
+      for (size_t d = 0; d < nd; ++d) off = off * a.shape[d] + idx[d];
+      std::memcpy(c.data() + off * es, a.bytes.data() + f * es, es);
+      for (size_t d = 0; d < nd; ++d) {
+        if (++idx[d] < a.shape[d]) break;
+        idx[d] = 0;
+      }
+    }
+    a.bytes.swap(c);
+  }
   return a;
 }
 }  // namespace

@@ -1,1 +1,301 @@
-// placeholder
+// safetensors parsing: 8-byte header length, JSON header, raw little-endian data; every entry is
+// checked against the file size so truncated or corrupt files fail at load with a named tensor.
+#include "io/safetensors.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <dirent.h>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/half.h"
+#include "io/files.h"
+
+namespace la {
+
+namespace {
+
+struct DTypeInfo {
+  const char* name;
+  DType dtype;
+  size_t size;
+};
+constexpr DTypeInfo kDTypes[] = {
+    {"F32", DType::F32, 4}, {"F16", DType::F16, 2},   {"BF16", DType::BF16, 2}, {"F64", DType::F64, 8},
+    {"I8", DType::I8, 1},   {"U8", DType::U8, 1},     {"I16", DType::I16, 2},   {"U16", DType::U16, 2},
+    {"I32", DType::I32, 4}, {"U32", DType::U32, 4},   {"I64", DType::I64, 8},   {"U64", DType::U64, 8},
+    {"BOOL", DType::BOOL, 1},
+};
+
+constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
+
+const char* kRedownload = " Re-download this file (it is corrupt or incomplete).";
+
+}  // namespace
+
+size_t dtype_size(DType dtype) {
+  for (const auto& d : kDTypes)
+    if (d.dtype == dtype) return d.size;
+  return 0;
+}
+
+const char* dtype_name(DType dtype) {
+  for (const auto& d : kDTypes)
+    if (d.dtype == dtype) return d.name;
+  return "?";
+}
+
+int64_t TensorView::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+std::string TensorView::shape_str() const {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+float TensorView::float_at(int64_t i) const {
+  switch (dtype) {
+    case DType::F32: {
+      float f;
+      std::memcpy(&f, data + 4 * i, 4);
+      return f;
+    }
+    case DType::BF16: {
+      uint16_t h;
+      std::memcpy(&h, data + 2 * i, 2);
+      return bf16_to_f32(h);
+    }
+    case DType::F16: {
+      uint16_t h;
+      std::memcpy(&h, data + 2 * i, 2);
+      return f16_to_f32(h);
+    }
+    default:
+      throw InvalidArgument(str_cat("tensor '", name, "' in '", file, "' has dtype ", dtype_name(dtype),
+                                    "; a floating-point tensor (F32, F16 or BF16) was expected"));
+  }
+}
+
+void TensorView::to_float(float* out) const {
+  const int64_t n = numel();
+  if (dtype == DType::F32) {
+    std::memcpy(out, data, n * 4);
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) out[i] = float_at(i);
+}
+
+SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) {
+    LA_CHECK(errno != ENOENT, FileNotFound, "weight file not found: '", path, "'");
+    throw RuntimeError(str_cat("cannot open weight file '", path, "': ", std::strerror(errno)));
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    ::close(fd);
+    throw RuntimeError(str_cat("cannot stat '", path, "': ", std::strerror(errno)));
+  }
+  size_ = static_cast<size_t>(st.st_size);
+  if (size_ < 8) {
+    ::close(fd);
+    throw RuntimeError(str_cat("'", path, "' is ", size_, " bytes long, too short for a safetensors file.",
+                               kRedownload));
+  }
+  void* m = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  if (m == MAP_FAILED) throw RuntimeError(str_cat("cannot map '", path, "': ", std::strerror(errno)));
+  map_ = static_cast<const uint8_t*>(m);
+
+  try {
+    uint64_t header_len;
+    std::memcpy(&header_len, map_, 8);
+    LA_CHECK(header_len <= kMaxHeaderBytes && header_len <= size_ - 8, RuntimeError, "'", path,
+             "': the header claims ", header_len, " bytes but the file holds ", size_ - 8,
+             " after the length field; this is not a valid safetensors file.", kRedownload);
+    nlohmann::json header;
+    try {
+      header = nlohmann::json::parse(map_ + 8, map_ + 8 + header_len);
+    } catch (const nlohmann::json::parse_error& e) {
+      throw RuntimeError(str_cat("'", path, "': the safetensors header is not valid JSON (", e.what(), ").",
+                                 kRedownload));
+    }
+    LA_CHECK(header.is_object(), RuntimeError, "'", path, "': the safetensors header is not a JSON object.",
+             kRedownload);
+    const uint8_t* data_start = map_ + 8 + header_len;
+    const uint64_t data_size = size_ - 8 - header_len;
+    for (auto it = header.begin(); it != header.end(); ++it) {
+      const std::string& name = it.key();
+      const auto& entry = it.value();
+      if (name == "__metadata__") {
+        if (entry.is_object())
+          for (auto m2 = entry.begin(); m2 != entry.end(); ++m2)
+            if (m2.value().is_string()) metadata_[m2.key()] = m2.value().get<std::string>();
+        continue;
+      }
+      auto bad = [&](const std::string& why) {
+        return RuntimeError(str_cat("'", path, "': tensor '", name, "': ", why, ".", kRedownload));
+      };
+      if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") ||
+          !entry.contains("data_offsets"))
+        throw bad("entry lacks dtype/shape/data_offsets");
+      TensorView t;
+      t.name = name;
+      t.file = path;
+      const auto& dt = entry["dtype"];
+      if (!dt.is_string()) throw bad("dtype is not a string");
+      bool known = false;
+      for (const auto& d : kDTypes)
+        if (dt.get<std::string>() == d.name) {
+          t.dtype = d.dtype;
+          known = true;
+        }
+      if (!known) throw bad(str_cat("unknown dtype '", dt.get<std::string>(), "'"));
+      const auto& shape = entry["shape"];
+      if (!shape.is_array()) throw bad("shape is not an array");
+      uint64_t numel = 1;
+      for (const auto& d : shape) {
+        if (!d.is_number_integer() || d.get<int64_t>() < 0) throw bad("shape holds a negative or non-integer size");
+        int64_t v = d.get<int64_t>();
+        if (v != 0 && numel > (1ull << 48) / static_cast<uint64_t>(v)) throw bad("shape is absurdly large");
+        numel *= static_cast<uint64_t>(v);
+        t.shape.push_back(v);
+      }
+      const auto& off = entry["data_offsets"];
+      if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+        throw bad("data_offsets is not a pair of non-negative integers");
+      uint64_t begin = off[0].get<uint64_t>(), end = off[1].get<uint64_t>();
+      if (begin > end) throw bad("data_offsets are reversed");
+      if (end > data_size)
+        throw bad(str_cat("its data ends at byte ", end, " of the data area, but the file holds only ", data_size,
+                          " bytes there: the file is truncated"));
+      if (end - begin != numel * dtype_size(t.dtype))
+        throw bad(str_cat("shape ", t.shape_str(), " of ", t.dtype == DType::BF16 ? "BF16" : dtype_name(t.dtype),
+                          " needs ", numel * dtype_size(t.dtype), " bytes but data_offsets span ", end - begin));
+      t.data = data_start + begin;
+      t.nbytes = end - begin;
+      tensors_.emplace(name, std::move(t));
+    }
+  } catch (...) {
+    ::munmap(const_cast<uint8_t*>(map_), size_);
+    map_ = nullptr;
+    throw;
+  }
+}
+
+SafetensorsFile::~SafetensorsFile() {
+  if (map_) ::munmap(const_cast<uint8_t*>(map_), size_);
+}
+
+WeightStore WeightStore::open_files(const std::vector<std::string>& paths) {
+  WeightStore ws;
+  for (const auto& p : paths) {
+    auto shard = std::make_shared<SafetensorsFile>(p);
+    for (const auto& [name, view] : shard->tensors()) {
+      LA_CHECK(!ws.by_name_.count(name), RuntimeError, "tensor '", name, "' appears in both '",
+               ws.by_name_[name]->file, "' and '", p, "'; the checkpoint folder mixes two checkpoints.");
+      ws.by_name_[name] = &view;
+    }
+    ws.shards_.push_back(std::move(shard));
+    ws.files_.push_back(p);
+  }
+  return ws;
+}
+
+WeightStore WeightStore::open(const std::string& dir) {
+  LA_CHECK(dir_exists(dir), FileNotFound, "model folder not found: '", dir, "'");
+  std::string index = optional_checkpoint_file(dir, "model.safetensors.index.json");
+  if (!index.empty()) {
+    nlohmann::json j = read_json_file(index);
+    LA_CHECK(j.contains("weight_map") && j["weight_map"].is_object(), RuntimeError, "'", index,
+             "' has no \"weight_map\" object.", kRedownload);
+    std::vector<std::string> shard_names;
+    for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
+      LA_CHECK(it.value().is_string(), RuntimeError, "'", index, "': weight_map entry '", it.key(),
+               "' is not a file name.");
+      std::string s = it.value().get<std::string>();
+      if (std::find(shard_names.begin(), shard_names.end(), s) == shard_names.end()) shard_names.push_back(s);
+    }
+    std::vector<std::string> paths;
+    for (const auto& s : shard_names) {
+      std::string p = optional_checkpoint_file(dir, s);
+      LA_CHECK(!p.empty(), FileNotFound, "weight shard '", s, "' listed in '", index, "' is missing from '", dir,
+               "'. Download all shards of the checkpoint.");
+      paths.push_back(p);
+    }
+    WeightStore ws = open_files(paths);
+    for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
+      auto found = ws.by_name_.find(it.key());
+      LA_CHECK(found != ws.by_name_.end(), RuntimeError, "tensor '", it.key(), "' is listed in '", index,
+               "' (shard '", it.value().get<std::string>(), "') but is not in that file.", kRedownload);
+    }
+    ws.dir_ = dir;
+    return ws;
+  }
+  std::string single = optional_checkpoint_file(dir, "model.safetensors");
+  std::vector<std::string> paths;
+  if (!single.empty()) {
+    paths.push_back(single);
+  } else if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n.size() > 12 && n.substr(n.size() - 12) == ".safetensors") paths.push_back(join_path(dir, n));
+    }
+    ::closedir(d);
+    std::sort(paths.begin(), paths.end());
+  }
+  LA_CHECK(!paths.empty(), FileNotFound, "no weights in '", dir,
+           "': expected model.safetensors or model.safetensors.index.json with its shards.");
+  WeightStore ws = open_files(paths);
+  ws.dir_ = dir;
+  return ws;
+}
+
+bool WeightStore::has(const std::string& name) const { return by_name_.count(name) != 0; }
+
+const TensorView& WeightStore::get(const std::string& name) const {
+  auto it = by_name_.find(name);
+  if (it == by_name_.end()) {
+    std::string files;
+    for (size_t i = 0; i < files_.size() && i < 4; ++i) files += (i ? ", '" : "'") + files_[i] + "'";
+    throw RuntimeError(str_cat("tensor '", name, "' is missing from the checkpoint (searched ", files,
+                               "). The weights do not belong to a LocateAnything model, or a shard is incomplete."));
+  }
+  return *it->second;
+}
+
+const TensorView& WeightStore::expect(const std::string& name, const std::vector<int64_t>& shape) const {
+  const TensorView& t = get(name);
+  TensorView want;
+  want.shape = shape;
+  LA_CHECK(t.shape == shape, RuntimeError, "tensor '", name, "' in '", t.file, "' has shape ", t.shape_str(),
+           " but config.json implies ", want.shape_str(), ". config.json and the weights disagree; use the config "
+           "that came with these weights.");
+  LA_CHECK(t.dtype == DType::F32 || t.dtype == DType::F16 || t.dtype == DType::BF16, RuntimeError, "tensor '", name,
+           "' in '", t.file, "' has dtype ", dtype_name(t.dtype), "; F32, F16 or BF16 is required.");
+  return t;
+}
+
+std::vector<std::string> WeightStore::names() const {
+  std::vector<std::string> out;
+  for (const auto& kv : by_name_) out.push_back(kv.first);
+  return out;
+}
+
+size_t WeightStore::total_bytes() const {
+  size_t n = 0;
+  for (const auto& s : shards_) n += s->file_size();
+  return n;
+}
+
+}  // namespace la

@@ -1,1 +1,121 @@
-// placeholder
+// Norms, activations and rotary embeddings in float32, parallel over rows on the current pool.
+#include "kernels/elementwise.h"
+
+#include <cmath>
+
+#include "core/thread_pool.h"
+
+namespace la {
+
+void layer_norm(const float* x, int64_t rows, int64_t dim, const float* w, const float* b, float eps, float* out) {
+  parallel_for(rows, 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xr = x + r * dim;
+      float* o = out + r * dim;
+      double sum = 0.0;
+      for (int64_t i = 0; i < dim; ++i) sum += xr[i];
+      const double mean = sum / static_cast<double>(dim);
+      double sq = 0.0;
+      for (int64_t i = 0; i < dim; ++i) {
+        const double d = xr[i] - mean;
+        sq += d * d;
+      }
+      const float rstd = static_cast<float>(1.0 / std::sqrt(sq / static_cast<double>(dim) + eps));
+      const float meanf = static_cast<float>(mean);
+      for (int64_t i = 0; i < dim; ++i) o[i] = (xr[i] - meanf) * rstd * w[i] + b[i];
+    }
+  });
+}
+
+void rms_norm(const float* x, int64_t rows, int64_t dim, const float* w, float eps, float* out) {
+  parallel_for(rows, 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xr = x + r * dim;
+      float* o = out + r * dim;
+      double sq = 0.0;
+      for (int64_t i = 0; i < dim; ++i) sq += static_cast<double>(xr[i]) * xr[i];
+      const float var = static_cast<float>(sq / static_cast<double>(dim));
+      const float inv = 1.0f / std::sqrt(var + eps);
+      for (int64_t i = 0; i < dim; ++i) o[i] = w[i] * (xr[i] * inv);
+    }
+  });
+}
+
+void gelu_tanh(float* x, int64_t n) {
+  const float kBeta = 0.7978845608028654f;  // sqrt(2/pi)
+  const float kKappa = 0.044715f;
+  parallel_for(n, 1 << 14, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const float v = x[i];
+      const float inner = kBeta * (v + kKappa * v * v * v);
+      x[i] = 0.5f * v * (1.0f + std::tanh(inner));
+    }
+  });
+}
+
+void gelu_erf(float* x, int64_t n) {
+  const float kInvSqrt2 = 0.7071067811865476f;
+  parallel_for(n, 1 << 14, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const float v = x[i];
+      x[i] = 0.5f * v * (1.0f + std::erf(v * kInvSqrt2));
+    }
+  });
+}
+
+void silu_mul(const float* gate_up, int64_t rows, int64_t inter, float* out) {
+  parallel_for(rows * inter, 1 << 14, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t r = i / inter, c = i % inter;
+      const float g = gate_up[r * 2 * inter + c];
+      const float u = gate_up[r * 2 * inter + inter + c];
+      out[i] = g / (1.0f + std::exp(-g)) * u;
+    }
+  });
+}
+
+void add_inplace(float* y, const float* x, int64_t n) {
+  parallel_for(n, 1 << 15, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) y[i] += x[i];
+  });
+}
+
+void rope_rotate_half(float* x, int64_t rows, int64_t ld, int heads, int head_dim, const float* cos,
+                      const float* sin) {
+  const int half = head_dim / 2;
+  parallel_for(rows, 8, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* c = cos + r * half;
+      const float* s = sin + r * half;
+      for (int h = 0; h < heads; ++h) {
+        float* v = x + r * ld + static_cast<int64_t>(h) * head_dim;
+        for (int d = 0; d < half; ++d) {
+          const float a = v[d], b = v[d + half];
+          v[d] = a * c[d] - b * s[d];
+          v[d + half] = b * c[d] + a * s[d];
+        }
+      }
+    }
+  });
+}
+
+void rope_interleaved(float* x, int64_t rows, int64_t ld, int heads, int head_dim, const float* cos,
+                      const float* sin) {
+  const int pairs = head_dim / 2;
+  parallel_for(rows, 8, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* c = cos + r * pairs;
+      const float* s = sin + r * pairs;
+      for (int h = 0; h < heads; ++h) {
+        float* v = x + r * ld + static_cast<int64_t>(h) * head_dim;
+        for (int j = 0; j < pairs; ++j) {
+          const float a = v[2 * j], b = v[2 * j + 1];
+          v[2 * j] = a * c[j] - b * s[j];
+          v[2 * j + 1] = a * s[j] + b * c[j];
+        }
+      }
+    }
+  });
+}
+
+}  // namespace la

@@ -1,1 +1,111 @@
-// placeholder
+// AVX-512 linear kernels: 4×4 register tiles of 16-lane accumulators (reduction order in linear.h).
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "kernels/linear.h"
+
+namespace la {
+
+namespace {
+
+inline float tree16(__m512 v) {
+  __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+  __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+  __m128 s1 = _mm_add_ss(s2, _mm_shuffle_ps(s2, s2, 1));
+  return _mm_cvtss_f32(s1);
+}
+
+struct F32Fmt {
+  using T = float;
+  static __m512 load(const float* p) { return _mm512_loadu_ps(p); }
+  static __m512 load_tail(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+};
+
+struct Bf16Fmt {
+  using T = uint16_t;
+  static __m512 widen(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
+  static __m512 load(const uint16_t* p) { return widen(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static __m512 load_tail(const uint16_t* p, __mmask16 m) { return widen(_mm256_maskz_loadu_epi16(m, p)); }
+};
+
+// One MM×NN tile: rows m0..m0+MM of x against rows n0..n0+NN of w.
+template <int MM, int NN, typename Fmt>
+void tile(const float* x, int64_t ldx, int64_t K, const typename Fmt::T* w, const float* bias, float* y,
+          int64_t ldy) {
+  __m512 acc[MM][NN];
+  for (int i = 0; i < MM; ++i)
+    for (int j = 0; j < NN; ++j) acc[i][j] = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 16 <= K; k += 16) {
+    __m512 wv[NN];
+    for (int j = 0; j < NN; ++j) wv[j] = Fmt::load(w + j * K + k);
+    for (int i = 0; i < MM; ++i) {
+      __m512 xv = _mm512_loadu_ps(x + i * ldx + k);
+      for (int j = 0; j < NN; ++j) acc[i][j] = _mm512_fmadd_ps(xv, wv[j], acc[i][j]);
+    }
+  }
+  if (k < K) {
+    const __mmask16 mask = static_cast<__mmask16>((1u << (K - k)) - 1u);
+    __m512 wv[NN];
+    for (int j = 0; j < NN; ++j) wv[j] = Fmt::load_tail(w + j * K + k, mask);
+    for (int i = 0; i < MM; ++i) {
+      __m512 xv = _mm512_maskz_loadu_ps(mask, x + i * ldx + k);
+      for (int j = 0; j < NN; ++j) acc[i][j] = _mm512_mask3_fmadd_ps(xv, wv[j], acc[i][j], mask);
+    }
+  }
+  for (int i = 0; i < MM; ++i)
+    for (int j = 0; j < NN; ++j) {
+      float s = tree16(acc[i][j]);
+      y[i * ldy + j] = bias ? s + bias[j] : s;
+    }
+}
+
+template <int NN, typename Fmt>
+void tile_rows(const float* x, int64_t M, int64_t ldx, int64_t K, const typename Fmt::T* w, const float* bias,
+               float* y, int64_t ldy) {
+  int64_t m = 0;
+  for (; m + 4 <= M; m += 4) tile<4, NN, Fmt>(x + m * ldx, ldx, K, w, bias, y + m * ldy, ldy);
+  switch (M - m) {
+    case 3: tile<3, NN, Fmt>(x + m * ldx, ldx, K, w, bias, y + m * ldy, ldy); break;
+    case 2: tile<2, NN, Fmt>(x + m * ldx, ldx, K, w, bias, y + m * ldy, ldy); break;
+    case 1: tile<1, NN, Fmt>(x + m * ldx, ldx, K, w, bias, y + m * ldy, ldy); break;
+    default: break;
+  }
+}
+
+template <typename Fmt>
+void linear_avx512(const float* x, int64_t M, int64_t ldx, int64_t K, const void* wv, const float* bias, float* y,
+                   int64_t ldy, int64_t n_begin, int64_t n_end) {
+  const auto* w = static_cast<const typename Fmt::T*>(wv);
+  int64_t n = n_begin;
+  for (; n + 4 <= n_end; n += 4)
+    tile_rows<4, Fmt>(x, M, ldx, K, w + n * K, bias ? bias + n : nullptr, y + n, ldy);
+  switch (n_end - n) {
+    case 3: tile_rows<3, Fmt>(x, M, ldx, K, w + n * K, bias ? bias + n : nullptr, y + n, ldy); break;
+    case 2: tile_rows<2, Fmt>(x, M, ldx, K, w + n * K, bias ? bias + n : nullptr, y + n, ldy); break;
+    case 1: tile_rows<1, Fmt>(x, M, ldx, K, w + n * K, bias ? bias + n : nullptr, y + n, ldy); break;
+    default: break;
+  }
+}
+
+float dot16_avx512(const float* a, const float* b, int64_t n) {
+  __m512 acc = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 16 <= n; k += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + k), _mm512_loadu_ps(b + k), acc);
+  if (k < n) {
+    const __mmask16 mask = static_cast<__mmask16>((1u << (n - k)) - 1u);
+    acc = _mm512_mask3_fmadd_ps(_mm512_maskz_loadu_ps(mask, a + k), _mm512_maskz_loadu_ps(mask, b + k), acc, mask);
+  }
+  return tree16(acc);
+}
+
+}  // namespace
+
+const LinearKernels& linear_kernels_avx512() {
+  static const LinearKernels k{linear_avx512<F32Fmt>, linear_avx512<Bf16Fmt>, dot16_avx512};
+  return k;
+}
+
+}  // namespace la

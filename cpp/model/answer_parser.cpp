@@ -1,1 +1,79 @@
-// placeholder
+// Tolerant scanner over the answer grammar (spec-vision-and-io §6.1).
+#include "model/answer_parser.h"
+
+#include <cctype>
+#include <cstring>
+
+namespace la {
+
+namespace {
+
+bool starts_with(const std::string& s, size_t pos, const char* lit) { return s.compare(pos, std::strlen(lit), lit) == 0; }
+
+// Reads "<digits>" at pos; on success advances pos and stores the value (0..1000 in practice).
+bool read_coord(const std::string& s, size_t& pos, int& value) {
+  if (pos >= s.size() || s[pos] != '<') return false;
+  size_t j = pos + 1;
+  int v = 0, digits = 0;
+  while (j < s.size() && std::isdigit(static_cast<unsigned char>(s[j])) && digits < 7) {
+    v = v * 10 + (s[j] - '0');
+    ++j;
+    ++digits;
+  }
+  if (digits == 0 || j >= s.size() || s[j] != '>') return false;
+  value = v;
+  pos = j + 1;
+  return true;
+}
+
+}  // namespace
+
+std::vector<Detection> parse_answer(const std::string& s, int width, int height) {
+  std::vector<Detection> out;
+  std::string label;
+  size_t i = 0;
+  while (i < s.size()) {
+    if (starts_with(s, i, "<ref>")) {
+      const size_t end = s.find("</ref>", i + 5);
+      if (end == std::string::npos) break;  // unterminated ref at the tail
+      label = s.substr(i + 5, end - i - 5);
+      i = end + 6;
+      continue;
+    }
+    if (starts_with(s, i, "<box>")) {
+      size_t p = i + 5;
+      if (starts_with(s, p, "none</box>")) {
+        Detection d;
+        d.kind = Detection::Kind::None;
+        d.label = label;
+        out.push_back(d);
+        i = p + 10;
+        continue;
+      }
+      int v[4];
+      int n = 0;
+      while (n < 4 && read_coord(s, p, v[n])) ++n;
+      if ((n == 4 || n == 2) && starts_with(s, p, "</box>")) {
+        Detection d;
+        d.kind = n == 4 ? Detection::Kind::Box : Detection::Kind::Point;
+        d.label = label;
+        for (int k = 0; k < n; ++k) d.raw[k] = v[k];
+        d.x1 = v[0] / 1000.0 * width;
+        d.y1 = v[1] / 1000.0 * height;
+        if (n == 4) {
+          d.x2 = v[2] / 1000.0 * width;
+          d.y2 = v[3] / 1000.0 * height;
+        }
+        out.push_back(d);
+        i = p + 6;
+        continue;
+      }
+      i += 5;  // malformed box: skip its opening tag and keep scanning
+      continue;
+    }
+    ++i;
+  }
+  return out;
+}
+
+}  // namespace la

@@ -1,1 +1,192 @@
-// placeholder
+// MoonViT forward pass, one image at a time (matrix products through OpenBLAS on float32 copies of
+// one layer's weights at a time, so bf16 checkpoints stay bf16 in memory).
+#include "model/vision_tower.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "core/error.h"
+#include "core/trace.h"
+#include "kernels/attention.h"
+#include "kernels/elementwise.h"
+#include "kernels/gemm.h"
+
+namespace la {
+
+namespace {
+
+// x[M, in] · Wᵀ + b through sgemm, with W expanded to float32 in `scratch`.
+void sgemm_linear(const LinearWeight& w, const float* x, int64_t M, float* y, std::vector<float>& scratch) {
+  const float* wf;
+  if (w.format == WeightFormat::F32) {
+    wf = static_cast<const float*>(w.data);
+  } else {
+    scratch.resize(static_cast<size_t>(w.out * w.in));
+    w.to_float(scratch.data());
+    wf = scratch.data();
+  }
+  gemm_nt(x, M, w.in, w.in, wf, w.out, w.in, w.bias.empty() ? nullptr : w.bias.data(), y, w.out);
+}
+
+float cubic_near(float t, float A) { return ((A + 2.0f) * t - (A + 3.0f)) * t * t + 1.0f; }
+float cubic_far(float t, float A) { return ((A * t - 5.0f * A) * t + 8.0f * A) * t - 4.0f * A; }
+
+// PyTorch bicubic source index and the four tap weights for output index o.
+void cubic_taps(int in_size, int out_size, int o, int idx[4], float w[4]) {
+  const float scale = static_cast<float>(in_size) / static_cast<float>(out_size);
+  const float real = scale * (static_cast<float>(o) + 0.5f) - 0.5f;
+  const float fl = std::floor(real);
+  const int i0 = static_cast<int>(fl);
+  const float t = real - fl;
+  const float A = -0.75f;
+  w[0] = cubic_far(t + 1.0f, A);
+  w[1] = cubic_near(t, A);
+  w[2] = cubic_near(1.0f - t, A);
+  w[3] = cubic_far(1.0f - t + 1.0f, A);
+  for (int k = 0; k < 4; ++k) idx[k] = std::min(std::max(i0 - 1 + k, 0), in_size - 1);
+}
+
+}  // namespace
+
+VisionTower::VisionTower(const VisionConfig& cfg, const WeightStore& ws) : cfg_(cfg) {
+  const int64_t H = cfg.hidden, P = 3LL * cfg.patch * cfg.patch;
+  {
+    // The conv kernel [hidden, 3, p, p] is a dense [hidden, 3·p·p] matrix in (c, ky, kx) order.
+    const TensorView& t = ws.expect("vision_model.patch_embed.proj.weight", {H, 3, cfg.patch, cfg.patch});
+    patch_proj_.out = H;
+    patch_proj_.in = P;
+    auto buf = std::make_shared<std::vector<float>>(static_cast<size_t>(H * P));
+    t.to_float(buf->data());
+    patch_proj_.format = WeightFormat::F32;
+    patch_proj_.data = buf->data();
+    patch_proj_.owner = buf;
+    patch_proj_.bias = load_floats(ws, "vision_model.patch_embed.proj.bias", {H});
+  }
+  pos_table_ = load_floats(ws, "vision_model.patch_embed.pos_emb.weight", {cfg.pos_h, cfg.pos_w, H});
+  for (int i = 0; i < cfg.layers; ++i) {
+    const std::string p = "vision_model.encoder.blocks." + std::to_string(i) + ".";
+    Block b;
+    b.norm0_w = load_floats(ws, p + "norm0.weight", {H});
+    b.norm0_b = load_floats(ws, p + "norm0.bias", {H});
+    b.norm1_w = load_floats(ws, p + "norm1.weight", {H});
+    b.norm1_b = load_floats(ws, p + "norm1.bias", {H});
+    b.wqkv = load_linear(ws, p + "wqkv", 3 * H, H, true);
+    b.wo = load_linear(ws, p + "wo", H, H, true);
+    b.fc0 = load_linear(ws, p + "mlp.fc0", cfg.intermediate, H, true);
+    b.fc1 = load_linear(ws, p + "mlp.fc1", H, cfg.intermediate, true);
+    blocks_.push_back(std::move(b));
+  }
+  final_w_ = load_floats(ws, "vision_model.encoder.final_layernorm.weight", {H});
+  final_b_ = load_floats(ws, "vision_model.encoder.final_layernorm.bias", {H});
+}
+
+size_t VisionTower::weight_bytes() const {
+  size_t n = patch_proj_.weight_bytes() + pos_table_.size() * 4;
+  for (const auto& b : blocks_)
+    n += b.wqkv.weight_bytes() + b.wo.weight_bytes() + b.fc0.weight_bytes() + b.fc1.weight_bytes();
+  return n;
+}
+
+std::vector<float> VisionTower::interpolate_pos_emb(int grid_h, int grid_w) const {
+  const int64_t H = cfg_.hidden;
+  std::vector<float> out(static_cast<size_t>(grid_h) * grid_w * H);
+  std::vector<int> yi(4 * grid_h), xi(4 * grid_w);
+  std::vector<float> yw(4 * grid_h), xw(4 * grid_w);
+  for (int oy = 0; oy < grid_h; ++oy) cubic_taps(cfg_.pos_h, grid_h, oy, &yi[4 * oy], &yw[4 * oy]);
+  for (int ox = 0; ox < grid_w; ++ox) cubic_taps(cfg_.pos_w, grid_w, ox, &xi[4 * ox], &xw[4 * ox]);
+  for (int oy = 0; oy < grid_h; ++oy) {
+    for (int ox = 0; ox < grid_w; ++ox) {
+      float* o = out.data() + (static_cast<int64_t>(oy) * grid_w + ox) * H;
+      for (int64_t c = 0; c < H; ++c) {
+        float rows[4];
+        for (int k = 0; k < 4; ++k) {
+          const float* r = pos_table_.data() + static_cast<int64_t>(yi[4 * oy + k]) * cfg_.pos_w * H;
+          rows[k] = r[xi[4 * ox + 0] * H + c] * xw[4 * ox + 0] + r[xi[4 * ox + 1] * H + c] * xw[4 * ox + 1] +
+                    r[xi[4 * ox + 2] * H + c] * xw[4 * ox + 2] + r[xi[4 * ox + 3] * H + c] * xw[4 * ox + 3];
+        }
+        o[c] = rows[0] * yw[4 * oy + 0] + rows[1] * yw[4 * oy + 1] + rows[2] * yw[4 * oy + 2] +
+               rows[3] * yw[4 * oy + 3];
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<float> VisionTower::embed(const float* pixels, int grid_h, int grid_w) const {
+  const int64_t L = static_cast<int64_t>(grid_h) * grid_w, H = cfg_.hidden;
+  std::vector<float> x(static_cast<size_t>(L * H));
+  std::vector<float> unused;
+  sgemm_linear(patch_proj_, pixels, L, x.data(), unused);
+  std::vector<float> pos = interpolate_pos_emb(grid_h, grid_w);
+  add_inplace(x.data(), pos.data(), L * H);
+  return x;
+}
+
+std::vector<float> VisionTower::forward(const float* pixels, int grid_h, int grid_w) const {
+  LA_CHECK(grid_h > 0 && grid_w > 0 && grid_h % cfg_.merge_h == 0 && grid_w % cfg_.merge_w == 0, InvalidArgument,
+           "vision grid ", grid_h, "x", grid_w, " is not a positive multiple of the merge kernel ", cfg_.merge_h, "x",
+           cfg_.merge_w);
+  const int64_t L = static_cast<int64_t>(grid_h) * grid_w, H = cfg_.hidden, D = cfg_.head_dim();
+  const int heads = cfg_.heads;
+  std::vector<float> x = embed(pixels, grid_h, grid_w);
+  trace("vision.embed", -1, x.data(), {L, H});
+
+  // 2-D RoPE table: pair j of a head uses frequency f_{j/2}; even pairs rotate by the column,
+  // odd pairs by the row (the executed order; the reference docstring says the opposite).
+  const int pairs = static_cast<int>(D / 2);
+  std::vector<float> cos_t(static_cast<size_t>(L) * pairs), sin_t(static_cast<size_t>(L) * pairs);
+  std::vector<float> freq(pairs / 2);
+  for (int i = 0; i < pairs / 2; ++i)
+    freq[i] = 1.0f / std::pow(cfg_.rope_theta, static_cast<float>(4 * i) / static_cast<float>(D));
+  for (int64_t n = 0; n < L; ++n) {
+    const float row = static_cast<float>(n / grid_w), col = static_cast<float>(n % grid_w);
+    for (int j = 0; j < pairs; ++j) {
+      const float angle = ((j & 1) ? row : col) * freq[j / 2];
+      cos_t[n * pairs + j] = std::cos(angle);
+      sin_t[n * pairs + j] = std::sin(angle);
+    }
+  }
+
+  std::vector<float> h(static_cast<size_t>(L * H)), qkv(static_cast<size_t>(L * 3 * H)), attn(static_cast<size_t>(L * H));
+  std::vector<float> mlp(static_cast<size_t>(L * cfg_.intermediate)), tmp(static_cast<size_t>(L * H));
+  std::vector<float> scratch;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  for (size_t li = 0; li < blocks_.size(); ++li) {
+    const Block& b = blocks_[li];
+    const int layer = static_cast<int>(li);
+    layer_norm(x.data(), L, H, b.norm0_w.data(), b.norm0_b.data(), cfg_.ln_eps, h.data());
+    sgemm_linear(b.wqkv, h.data(), L, qkv.data(), scratch);
+    rope_interleaved(qkv.data(), L, 3 * H, heads, static_cast<int>(D), cos_t.data(), sin_t.data());
+    rope_interleaved(qkv.data() + H, L, 3 * H, heads, static_cast<int>(D), cos_t.data(), sin_t.data());
+    attention_bidirectional(qkv.data(), qkv.data() + H, qkv.data() + 2 * H, 3 * H, L, heads, static_cast<int>(D),
+                            scale, attn.data(), H);
+    sgemm_linear(b.wo, attn.data(), L, tmp.data(), scratch);
+    add_inplace(x.data(), tmp.data(), L * H);
+    layer_norm(x.data(), L, H, b.norm1_w.data(), b.norm1_b.data(), cfg_.ln_eps, h.data());
+    sgemm_linear(b.fc0, h.data(), L, mlp.data(), scratch);
+    gelu_tanh(mlp.data(), L * cfg_.intermediate);
+    sgemm_linear(b.fc1, mlp.data(), L, tmp.data(), scratch);
+    add_inplace(x.data(), tmp.data(), L * H);
+    trace("vision.block", layer, x.data(), {L, H});
+  }
+  layer_norm(x.data(), L, H, final_w_.data(), final_b_.data(), cfg_.ln_eps, x.data());
+
+  // Merge each mh×mw window into one token: sub-patches in row-major window order, concatenated.
+  const int mh = cfg_.merge_h, mw = cfg_.merge_w;
+  const int gh2 = grid_h / mh, gw2 = grid_w / mw;
+  std::vector<float> merged(static_cast<size_t>(L * H));
+  for (int i = 0; i < gh2; ++i)
+    for (int j = 0; j < gw2; ++j) {
+      float* o = merged.data() + (static_cast<int64_t>(i) * gw2 + j) * mh * mw * H;
+      for (int a = 0; a < mh; ++a)
+        for (int c = 0; c < mw; ++c) {
+          const float* src = x.data() + (static_cast<int64_t>(i * mh + a) * grid_w + (j * mw + c)) * H;
+          std::copy(src, src + H, o + (a * mw + c) * H);
+        }
+    }
+  trace("vision.merged", -1, merged.data(), {static_cast<int64_t>(gh2) * gw2, mh * mw * H});
+  return merged;
+}
+
+}  // namespace la

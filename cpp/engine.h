@@ -1,0 +1,111 @@
+// The public C++ API: load a checkpoint once, then run queries through the pipeline in order
+// (preprocess → vision tower → projector → prompt → decoder prefill/decode → answer parsing),
+// with per-stage timings. Every stage is also callable on its own for parity work.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/image.h"
+#include "core/thread_pool.h"
+#include "io/config.h"
+#include "io/safetensors.h"
+#include "model/answer_parser.h"
+#include "model/decode_loop.h"
+#include "model/decoder.h"
+#include "model/preprocess.h"
+#include "model/projector.h"
+#include "model/prompt.h"
+#include "model/tokenizer.h"
+#include "model/vision_tower.h"
+
+namespace la {
+
+struct EngineOptions {
+  std::string model_dir;
+  int threads = 0;                     // 0 = all hardware threads
+  std::string quantization = "none";   // "none": float32 compute from the checkpoint's weights
+};
+
+// Seconds per stage of one query, and counts.
+struct Timings {
+  double preprocess = 0, vision = 0, projector = 0, prefill = 0, decode = 0, total = 0;
+  int64_t prompt_tokens = 0, image_tokens = 0, generated_tokens = 0, forward_calls = 0;
+  double tokens_per_second() const { return decode + prefill > 0 ? generated_tokens / (prefill + decode) : 0; }
+};
+
+struct Query {
+  std::vector<ImageU8> images;  // image 1, then optional visual-prompt images
+  std::string question;         // the text after the image (task prompt or free question)
+  ChatTemplate chat_template = ChatTemplate::Worker;
+};
+
+struct QueryResult {
+  std::string answer;  // decoded with special tokens kept
+  std::vector<int32_t> prompt_ids;
+  GenerationResult generation;  // generated ids, stop reason, history, steps
+  std::vector<std::pair<std::string, std::string>> history;  // (ar|mtp, decoded tokens) per forward
+  std::vector<Detection> detections;  // in pixels of images[0]
+  Timings timings;
+  int width = 0, height = 0;
+};
+
+// Image features of one preprocessed image.
+struct VisionOutput {
+  int grid_h = 0, grid_w = 0;
+  int64_t tokens = 0;
+  std::vector<float> merged;     // [tokens, merged_dim] before mlp1
+  std::vector<float> projected;  // [tokens, hidden] after mlp1
+};
+
+class Engine {
+ public:
+  explicit Engine(const EngineOptions& options);
+  ~Engine();
+
+  // The whole pipeline for one query. Thread-safe: concurrent calls are serialised.
+  QueryResult run(const Query& query, const GenerationOptions& options);
+
+  // ---- stages ----
+  PixelValues preprocess(const ImageU8& image) const;
+  VisionOutput encode_image(const PixelValues& pixels) const;
+  std::vector<float> vision_merged(const float* pixels, int grid_h, int grid_w) const;
+  std::vector<float> project(const float* merged, int64_t n) const;
+  // Prompt ids for a question over images with the given token counts (placeholder order in `order`).
+  std::vector<int32_t> prompt_ids(const std::string& question, const std::vector<int64_t>& image_tokens,
+                                  ChatTemplate tmpl, std::vector<int>* order = nullptr) const;
+  // Causal forward of `ids` (image rows spliced at <IMG_CONTEXT>) on a fresh cache; logits of the
+  // last `last_n` rows, [last_n, vocab].
+  std::vector<float> prefill_logits(const std::vector<int32_t>& ids, const float* image_rows, int64_t n_image_rows,
+                                    int64_t last_n) const;
+
+  const ModelConfig& config() const { return cfg_; }
+  const Tokenizer& tokenizer() const { return tokenizer_; }
+  ThreadPool& pool() const { return *pool_; }
+  double load_seconds() const { return load_seconds_; }
+  // Human-readable notes from loading (e.g. a stored lm_head that differs from the embedding).
+  const std::vector<std::string>& load_notes() const { return notes_; }
+  size_t weight_bytes() const;
+  std::string decode_tokens(const std::vector<int32_t>& ids) const { return tokenizer_.decode(ids); }
+
+ private:
+  void check_token_ids();
+
+  EngineOptions options_;
+  ModelConfig cfg_;
+  Tokenizer tokenizer_;
+  std::unique_ptr<WeightStore> weights_;
+  std::unique_ptr<VisionTower> vision_;
+  std::unique_ptr<Projector> projector_;
+  std::unique_ptr<Decoder> decoder_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::mutex run_mu_;
+  double load_seconds_ = 0;
+  std::vector<std::string> notes_;
+};
+
+}  // namespace la
