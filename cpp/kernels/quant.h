@@ -1,0 +1,2 @@
+// placeholder: INT4/INT8 block formats and kernels (being written)
+#pragma once
