@@ -2,12 +2,25 @@
 // resizes (token-limit downscale, snap to multiples of 28), normalisation and patch layout.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
 #include "core/image.h"
 
 namespace la {
+
+// Which 1-D pass Pillow runs first when both sides change; the uint8 image between the passes makes
+// the order visible in the output bytes.
+enum class ResizePassOrder {
+  // Pillow >= 13: vertical first when the height shrinks by more than twice as many pixels as the
+  // width does (H - h > 2 * (W - w)), otherwise horizontal first.
+  Pillow13,
+  // Pillow 12.2 / 12.3 (the fixtures were made with 12.3): vertical first only for images more than
+  // 100 times taller than wide whose height shrinks; horizontal first otherwise (the only order of
+  // Pillow <= 12.1 and of every image the processor accepts).
+  Pillow12,
+};
 
 // Preprocessing constants (from preprocessor_config.json / processor_config.json).
 struct PreprocessConfig {
@@ -17,6 +30,9 @@ struct PreprocessConfig {
   float mean[3] = {0.5f, 0.5f, 0.5f};
   float std[3] = {0.5f, 0.5f, 0.5f};
   int max_grid_side = 512;  // the vision RoPE table size: a grid side must stay below it
+  // The two orders differ only for images taller than about twice their width that exceed the token
+  // limit; Pillow13 matches the Pillow a fresh install of the reference gets.
+  ResizePassOrder pass_order = ResizePassOrder::Pillow13;
 };
 
 // Converts an H×W×C uint8 image with arbitrary strides (in bytes) to RGB: C=3 copied, C=1 grey
@@ -25,9 +41,14 @@ struct PreprocessConfig {
 ImageU8 to_rgb(const uint8_t* data, int height, int width, int channels, int64_t stride_h,
                int64_t stride_w, int64_t stride_c);
 
-// Pillow's Image.resize(size, BICUBIC) for RGB uint8 (a = -0.5, antialiased by support scaling,
-// 22-bit fixed point, horizontal then vertical pass with a uint8 intermediate).
-ImageU8 resize_bicubic_pil(const ImageU8& src, int out_width, int out_height);
+// Pillow's Image.resize(size, BICUBIC) for RGB uint8, byte for byte (a = -0.5, antialiased by
+// support scaling, 22-bit fixed point, two 1-D passes with a uint8 intermediate, a pass whose size
+// does not change skipped). Runs on current_pool() when one is installed.
+ImageU8 resize_bicubic_pil(const ImageU8& src, int out_width, int out_height,
+                           ResizePassOrder order = ResizePassOrder::Pillow13);
+
+// True when `order` runs the vertical pass first for this resize (both sides must change).
+bool vertical_pass_first(int in_width, int in_height, int out_width, int out_height, ResizePassOrder order);
 
 // The official resize rule for one image.
 struct ResizePlan {
@@ -46,6 +67,14 @@ struct PixelValues {
   std::vector<float> data;
   ImageU8 resized;  // the image after both resizes (what the patches were cut from)
 };
+
+// The 256 values ((float(p) / 255) - mean) / std, computed in float32 in the reference's op order
+// (to_tensor, then normalize); the order matters for half of the values' last bit.
+std::array<float, 256> normalize_table(float mean, float std);
+
+// Normalises an RGB image whose sides are multiples of `patch` and writes it patchified:
+// out is [(H/patch)*(W/patch), 3, patch, patch] float32, patches row-major over the grid.
+void normalize_and_patchify(const ImageU8& img, int patch, const PreprocessConfig& cfg, float* out);
 
 // plan_resize + both resizes + ((u8/255) - mean)/std + patchify.
 PixelValues preprocess_image(const ImageU8& rgb, const PreprocessConfig& cfg);

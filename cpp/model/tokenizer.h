@@ -27,8 +27,10 @@ class Tokenizer {
   std::string id_to_token(int32_t id) const;
   // One past the largest id.
   int32_t vocab_size() const;
+  // Added tokens (matched atomically, decoded literally); the special ones are a subset.
   bool is_added_token(int32_t id) const;
-  // `model_max_length` of tokenizer_config.json (16384 in the release; 0 when absent).
+  bool is_special_token(int32_t id) const;
+  // `model_max_length` of tokenizer_config.json (16384 in the release; 0 when absent or unbounded).
   int64_t model_max_length() const;
 
   struct Impl;
