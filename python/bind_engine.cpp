@@ -275,6 +275,10 @@ void register_engine(::py::module_& m) {
       .def_property_readonly("vocab_size", [](const Engine& e) { return e.config().text.vocab; })
       .def_property_readonly("model_max_length", [](const Engine& e) { return e.config().model_max_length; });
 
+  m.def("task_prompt", &task_prompt, ::py::arg("task"), ::py::arg("arg") = "",
+        "The official worker's prompt for a task (detect, ground_single, ground_multi, ground_text, detect_text, "
+        "ground_gui, ground_gui_point, point, detect_visual_prompt).");
+  m.def("join_categories", &join_categories, ::py::arg("categories"), "Categories joined with </c>, as detect().");
   m.def("isa", [] { return std::string(isa_name(active_isa())); }, "The kernel instruction set in use.");
 }
 

@@ -1,0 +1,123 @@
+"""The engine front end: model discovery, image conversion and task helpers over the C++ core."""
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from . import _core
+from .images import to_array
+from .models import find_model
+
+
+class Engine:
+    """A loaded checkpoint. Load once, run many queries (thread-safe; calls are serialised).
+
+    Decoding defaults are those of the reference `generate()`: hybrid mode, greedy (temperature 0),
+    no top-p/top-k, no repetition penalty. The official worker's sampling defaults live in
+    `LocateAnythingWorker`.
+    """
+
+    def __init__(self, model: str | None = None, threads: int = 0, quantization: str = "none"):
+        self.model_path = find_model(model)
+        self.core = _core.Engine(self.model_path, threads=threads, quantization=quantization)
+
+    # ---- whole pipeline ----
+    def run(
+        self,
+        image,
+        question: str,
+        *,
+        visual_prompts: Sequence = (),
+        generation_mode: str = "hybrid",
+        max_new_tokens: int = 2048,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        repetition_penalty: float = 1.0,
+        seed: int = 0,
+        loop_guard: bool = False,
+        record_steps: bool = False,
+        chat_template: str = "worker",
+    ) -> _core.Result:
+        if not isinstance(question, str):
+            raise ValueError(f"question must be a str, got {type(question).__name__}")
+        images = [to_array(image)] + [to_array(v) for v in visual_prompts]
+        return self.core.run(
+            images,
+            question,
+            generation_mode=generation_mode,
+            max_new_tokens=int(max_new_tokens),
+            temperature=float(temperature),
+            top_p=float(top_p),
+            top_k=int(top_k),
+            repetition_penalty=float(repetition_penalty),
+            seed=int(seed),
+            loop_guard=bool(loop_guard),
+            record_steps=bool(record_steps),
+            chat_template=chat_template,
+        )
+
+    # ---- tasks (the official worker's prompts) ----
+    def detect(self, image, categories: Iterable[str] | str, **kw) -> _core.Result:
+        cats = categories if isinstance(categories, str) else _core.join_categories(list(categories))
+        return self.run(image, _core.task_prompt("detect", cats), **kw)
+
+    def ground_single(self, image, phrase: str, **kw) -> _core.Result:
+        return self.run(image, _core.task_prompt("ground_single", phrase), **kw)
+
+    def ground_multi(self, image, phrase: str, **kw) -> _core.Result:
+        return self.run(image, _core.task_prompt("ground_multi", phrase), **kw)
+
+    def ground_text(self, image, phrase: str, **kw) -> _core.Result:
+        return self.run(image, _core.task_prompt("ground_text", phrase), **kw)
+
+    def detect_text(self, image, **kw) -> _core.Result:
+        return self.run(image, _core.task_prompt("detect_text", ""), **kw)
+
+    def ground_gui(self, image, phrase: str, output_type: str = "box", **kw) -> _core.Result:
+        task = "ground_gui_point" if output_type == "point" else "ground_gui"
+        return self.run(image, _core.task_prompt(task, phrase), **kw)
+
+    def point(self, image, phrase: str, **kw) -> _core.Result:
+        return self.run(image, _core.task_prompt("point", phrase), **kw)
+
+    # ---- stages, for parity work and notebooks ----
+    def preprocess(self, image) -> tuple[np.ndarray, tuple[int, int]]:
+        """pixel_values [N, 3, 14, 14] float32 and the patch grid (h, w), as the official processor."""
+        return self.core.preprocess(to_array(image))
+
+    def vision_features(self, pixel_values: np.ndarray, grid: tuple[int, int], project: bool = False) -> np.ndarray:
+        """Vision tower output after the 2x2 merge, or after mlp1 with project=True."""
+        return self.core.vision_features(pixel_values, tuple(grid), project)
+
+    def project(self, merged: np.ndarray) -> np.ndarray:
+        return self.core.project(merged)
+
+    def prompt_ids(self, question: str, image_tokens: Sequence[int], chat_template: str = "worker") -> list[int]:
+        return self.core.prompt_ids(question, list(image_tokens), chat_template)
+
+    def prefill_logits(self, input_ids: Sequence[int], image_rows: np.ndarray | None = None, last_n: int = 1) -> np.ndarray:
+        return self.core.prefill_logits(list(input_ids), image_rows, last_n)
+
+    def encode(self, text: str) -> list[int]:
+        return self.core.encode(text)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.core.decode(list(ids))
+
+    @property
+    def threads(self) -> int:
+        return self.core.threads
+
+    @property
+    def load_seconds(self) -> float:
+        return self.core.load_seconds
+
+    def __repr__(self) -> str:
+        return f"<locateanything_native.Engine model='{self.model_path}' threads={self.threads} isa={_core.isa()}>"
+
+
+def load(model: str | None = None, threads: int = 0, quantization: str = "none") -> Engine:
+    """Loads a checkpoint folder (or finds one: $LOCATEANYTHING_MODEL, then the Hugging Face cache)."""
+    return Engine(model, threads=threads, quantization=quantization)

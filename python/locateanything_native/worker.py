@@ -1,0 +1,370 @@
+"""Drop-in replacement for the official `LocateAnythingWorker` (same constructor, methods, arguments,
+defaults and return dicts), running on the CPU engine."""
+from __future__ import annotations
+
+import re
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from . import _core
+from .engine import Engine
+from .images import _is_pil, image_size, to_array
+
+_BOX_RE = re.compile(r"<box><(\d+)><(\d+)><(\d+)><(\d+)></box>")
+_POINT_RE = re.compile(r"<box><(\d+)><(\d+)></box>")
+
+
+class Stats(str):
+    """The official statistics line (a str, so harnesses parsing `key=value;` pairs keep working), with
+    this engine's per-stage timings as a dict in `.timings` (seconds: preprocess, vision, projector,
+    prefill, decode, total; counts; tokens_per_second)."""
+
+    timings: dict
+
+    def __new__(cls, text: str, timings: dict):
+        obj = super().__new__(cls, text)
+        obj.timings = timings
+        return obj
+
+
+def _stats_line(result: _core.Result) -> str:
+    t = result.timings
+    # The reference times generate(), which includes the vision tower and the projector.
+    generate_time = t["vision"] + t["projector"] + t["prefill"] + t["decode"]
+    prefill_time = t["vision"] + t["projector"] + t["prefill"]
+    n = len(result.generated_ids)
+    boxes = result.answer.count("<box>")
+    denom = generate_time if generate_time > 0 else 1e-9
+    return (
+        f"\nStatistic Info, num_tokens={n}; "
+        f"generate_time(s)={generate_time:.4f}; "
+        f"tps={(n / denom):.4f}; "
+        f"forward_step={result.forward_calls}; "
+        f"num_boxes={boxes}; "
+        f"bps={(boxes / denom):.4f}; "
+        f"prefill_time={prefill_time:.4f}; "
+        f"switch_to_ar={result.switch_to_ar}\n"
+    )
+
+
+class LocateAnythingWorker:
+    """Stateful worker that loads the model once and serves perception queries (CPU engine).
+
+    Accepts PIL images, numpy H×W×C uint8 arrays and image paths. Extra keyword-only options:
+    `threads` (0 = all cores), `quantization` ("none" = float32 compute from the checkpoint's weights),
+    `chat_template` ("worker" as the official worker, or "eval" as the evaluation scripts), `seed` (the
+    sampling seed: temperature > 0 is reproducible per seed) and `print_stats` (the reference prints the
+    statistics line when verbose).
+    """
+
+    def __init__(
+        self,
+        model_path: str,
+        device: str = "cpu",
+        dtype=None,
+        use_batch_runtime: bool = False,
+        attn: str = "la_flash",
+        vision_attn: str = "auto",
+        scheduler: str = "pipeline",
+        group_size: int = 0,
+        strict_attn: bool = False,
+        *,
+        threads: int = 0,
+        quantization: str = "none",
+        chat_template: str = "worker",
+        seed: int = 0,
+        print_stats: bool = True,
+    ):
+        if str(device).split(":")[0].lower() != "cpu":
+            raise ValueError(
+                f"device={device!r}: locateanything_native runs on the CPU only; pass device='cpu' "
+                "(or use the official PyTorch worker for GPUs)"
+            )
+        if chat_template not in ("worker", "eval"):
+            raise ValueError(f"chat_template must be 'worker' or 'eval', got {chat_template!r}")
+        self.device = "cpu"
+        self.dtype = dtype
+        self.use_batch_runtime = use_batch_runtime
+        self.scheduler = scheduler
+        self.group_size = group_size
+        self.chat_template = chat_template
+        self.seed = int(seed)
+        self.print_stats = print_stats
+        self.engine = Engine(model_path, threads=threads, quantization=quantization)
+        self.model_path = self.engine.model_path
+
+    # ---- visual prompts (as the official worker builds them) ----
+    @staticmethod
+    def _crop_visual_prompt(image, box: Sequence[float], box_format: str = "normalized_1000"):
+        if len(box) != 4:
+            raise ValueError("visual_prompt_box must contain four coordinates")
+        arr = to_array(image)
+        w, h = image_size(arr)
+        x1, y1, x2, y2 = [float(v) for v in box]
+        if box_format == "normalized_1000":
+            left, top, right, bottom = x1 / 1000 * w, y1 / 1000 * h, x2 / 1000 * w, y2 / 1000 * h
+        elif box_format == "normalized_1":
+            left, top, right, bottom = x1 * w, y1 * h, x2 * w, y2 * h
+        elif box_format == "pixel":
+            left, top, right, bottom = x1, y1, x2, y2
+        else:
+            raise ValueError("box_format must be 'normalized_1000', 'normalized_1', or 'pixel'")
+        left = max(0, min(w - 1, round(left)))
+        top = max(0, min(h - 1, round(top)))
+        right = max(left + 1, min(w, round(right)))
+        bottom = max(top + 1, min(h, round(bottom)))
+        crop = arr[top:bottom, left:right]
+        return crop[..., :3] if crop.ndim == 3 and crop.shape[2] == 4 else crop  # convert("RGB") drops alpha
+
+    @staticmethod
+    def _replace_visual_prompt_text(question: str, placeholder: str, replace_text: Optional[str]) -> str:
+        if replace_text:
+            if replace_text not in question:
+                raise ValueError(f"replace_text={replace_text!r} was not found in question")
+            return question.replace(replace_text, placeholder, 1)
+        for marker in ("<visual_prompt>", "{visual_prompt}"):
+            if marker in question:
+                return question.replace(marker, placeholder, 1)
+        return f"{question}\nVisual prompt: {placeholder}"
+
+    @staticmethod
+    def _rgb_prompt(img):
+        if _is_pil(img):
+            return np.asarray(img.convert("RGB"))
+        arr = to_array(img)
+        return arr[..., :3] if arr.ndim == 3 and arr.shape[2] == 4 else arr
+
+    def _predict_standard(
+        self,
+        image,
+        question: str,
+        generation_mode: str,
+        max_new_tokens: int,
+        temperature: float,
+        top_p: float,
+        top_k: int,
+        repetition_penalty: float,
+        verbose: bool,
+        visual_prompt=None,
+        visual_prompt_box=None,
+        visual_prompt_box_format: str = "normalized_1000",
+        replace_text: Optional[str] = None,
+        seed: Optional[int] = None,
+    ) -> dict:
+        prompts = []
+        if visual_prompt_box is not None:
+            prompts.append(self._crop_visual_prompt(image, visual_prompt_box, visual_prompt_box_format))
+        if visual_prompt is not None:
+            if isinstance(visual_prompt, (list, tuple)):
+                prompts.extend(self._rgb_prompt(v) for v in visual_prompt)
+            else:
+                prompts.append(self._rgb_prompt(visual_prompt))
+        if prompts:
+            question = self._replace_visual_prompt_text(question, "<image-2>", replace_text)
+        result = self.engine.run(
+            image,
+            question,
+            visual_prompts=prompts,
+            generation_mode=generation_mode,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=max(0, int(top_k)),  # top_k <= 0 means "off", as the official worker sends None
+            repetition_penalty=repetition_penalty,
+            seed=self.seed if seed is None else seed,
+            chat_template=self.chat_template,
+        )
+        out = {"answer": result.answer}
+        if verbose:
+            line = _stats_line(result)
+            if self.print_stats:
+                print(line)
+            out["history"] = list(result.history)
+            out["stats"] = Stats(line, result.timings)
+        return out
+
+    def predict(
+        self,
+        image,
+        question: str,
+        generation_mode: str = "hybrid",
+        max_new_tokens: int = 2048,
+        temperature: float = 0.7,
+        top_p: float = 0.9,
+        top_k: int = 0,
+        repetition_penalty: float = 1.1,
+        verbose: bool = True,
+        visual_prompt=None,
+        visual_prompt_box: Optional[Sequence[float]] = None,
+        visual_prompt_box_format: str = "normalized_1000",
+        replace_text: Optional[str] = None,
+        seed: Optional[int] = None,
+    ) -> dict:
+        """Runs one perception query; returns {"answer"} plus "history" and "stats" when verbose.
+
+        `seed` (extra, keyword) overrides the worker's sampling seed for this call."""
+        return self._predict_standard(
+            image,
+            question,
+            generation_mode,
+            max_new_tokens,
+            temperature,
+            top_p,
+            top_k,
+            repetition_penalty,
+            verbose,
+            visual_prompt=visual_prompt,
+            visual_prompt_box=visual_prompt_box,
+            visual_prompt_box_format=visual_prompt_box_format,
+            replace_text=replace_text,
+            seed=seed,
+        )
+
+    @staticmethod
+    def _parse_request(item) -> dict:
+        if isinstance(item, dict):
+            question = item.get("question", item.get("prompt"))
+            if question is None:
+                raise ValueError("batch request dict must contain `question` or `prompt`")
+            return {
+                "image": item["image"],
+                "question": question,
+                "visual_prompt": item.get("visual_prompt", item.get("visual_prompt_image")),
+                "visual_prompt_box": item.get("visual_prompt_box"),
+                "visual_prompt_box_format": item.get("visual_prompt_box_format", "normalized_1000"),
+                "replace_text": item.get("replace_text"),
+            }
+        if len(item) == 2:
+            image, question = item
+            visual_prompt = None
+        elif len(item) == 3:
+            image, question, visual_prompt = item
+        else:
+            raise ValueError("batch tuple requests must be (image, question) or (image, question, visual_prompt)")
+        return {
+            "image": image,
+            "question": question,
+            "visual_prompt": visual_prompt,
+            "visual_prompt_box": None,
+            "visual_prompt_box_format": "normalized_1000",
+            "replace_text": None,
+        }
+
+    def predict_batch(
+        self,
+        requests: list,
+        generation_mode: str = "hybrid",
+        max_new_tokens: int = 2048,
+        temperature: float = 0.7,
+        top_p: float = 0.9,
+        top_k: int = 0,
+        repetition_penalty: float = 1.1,
+        scheduler: Optional[str] = None,
+        group_size: Optional[int] = None,
+        verbose: bool = True,
+    ) -> list[dict]:
+        """Runs `(image, question)` / `(image, question, visual_prompt)` tuples or request dicts."""
+        rows = [self._parse_request(item) for item in requests]
+        return [
+            self._predict_standard(
+                row["image"],
+                row["question"],
+                generation_mode,
+                max_new_tokens,
+                temperature,
+                top_p,
+                top_k,
+                repetition_penalty,
+                verbose,
+                visual_prompt=row["visual_prompt"],
+                visual_prompt_box=row["visual_prompt_box"],
+                visual_prompt_box_format=row["visual_prompt_box_format"],
+                replace_text=row["replace_text"],
+            )
+            for row in rows
+        ]
+
+    # ---- convenience methods for each task (the official prompts) ----
+    def detect(self, image, categories: list[str], **kwargs) -> dict:
+        """Object detection / document layout analysis."""
+        return self.predict(image, _core.task_prompt("detect", "</c>".join(categories)), **kwargs)
+
+    def detect_visual_prompt(
+        self,
+        image,
+        visual_prompt=None,
+        visual_prompt_box: Optional[Sequence[float]] = None,
+        visual_prompt_box_format: str = "normalized_1000",
+        **kwargs,
+    ) -> dict:
+        """Detects objects matching a visual prompt image (or a box cropped from `image`)."""
+        if visual_prompt is None and visual_prompt_box is None:
+            raise ValueError("detect_visual_prompt requires visual_prompt or visual_prompt_box")
+        return self.predict(
+            image,
+            _core.task_prompt("detect_visual_prompt", ""),
+            visual_prompt=visual_prompt,
+            visual_prompt_box=visual_prompt_box,
+            visual_prompt_box_format=visual_prompt_box_format,
+            **kwargs,
+        )
+
+    def detect_batch(self, requests: list, **kwargs) -> list[dict]:
+        """Batch detection over `(image, categories)` pairs (a list of labels or a pre-joined str)."""
+        pairs = []
+        for image, categories in requests:
+            cats = categories if isinstance(categories, str) else "</c>".join(categories)
+            pairs.append((image, _core.task_prompt("detect", cats)))
+        return self.predict_batch(pairs, **kwargs)
+
+    def ground_single(self, image, phrase: str, **kwargs) -> dict:
+        """Phrase grounding, single instance."""
+        return self.predict(image, _core.task_prompt("ground_single", phrase), **kwargs)
+
+    def ground_multi(self, image, phrase: str, **kwargs) -> dict:
+        """Phrase grounding, multiple instances."""
+        return self.predict(image, _core.task_prompt("ground_multi", phrase), **kwargs)
+
+    def ground_text(self, image, phrase: str, **kwargs) -> dict:
+        """Text grounding."""
+        return self.predict(image, _core.task_prompt("ground_text", phrase), **kwargs)
+
+    def detect_text(self, image, **kwargs) -> dict:
+        """Scene text detection."""
+        return self.predict(image, _core.task_prompt("detect_text", ""), **kwargs)
+
+    def ground_gui(self, image, phrase: str, output_type: str = "box", **kwargs) -> dict:
+        """GUI grounding (box or point)."""
+        task = "ground_gui_point" if output_type == "point" else "ground_gui"
+        return self.predict(image, _core.task_prompt(task, phrase), **kwargs)
+
+    def point(self, image, phrase: str, **kwargs) -> dict:
+        """Pointing."""
+        return self.predict(image, _core.task_prompt("point", phrase), **kwargs)
+
+    # ---- parsing (identical to the official static methods) ----
+    @staticmethod
+    def parse_boxes(answer: str, image_width: int, image_height: int) -> list[dict]:
+        """Boxes `<box><x1><y1><x2><y2></box>` (0..1000) in pixels of a W×H image."""
+        boxes = []
+        for m in _BOX_RE.finditer(answer):
+            x1, y1, x2, y2 = [int(g) for g in m.groups()]
+            boxes.append(
+                {
+                    "x1": x1 / 1000 * image_width,
+                    "y1": y1 / 1000 * image_height,
+                    "x2": x2 / 1000 * image_width,
+                    "y2": y2 / 1000 * image_height,
+                }
+            )
+        return boxes
+
+    @staticmethod
+    def parse_points(answer: str, image_width: int, image_height: int) -> list[dict]:
+        """Points `<box><x><y></box>` (0..1000) in pixels of a W×H image."""
+        points = []
+        for m in _POINT_RE.finditer(answer):
+            x, y = int(m.group(1)), int(m.group(2))
+            points.append({"x": x / 1000 * image_width, "y": y / 1000 * image_height})
+        return points
