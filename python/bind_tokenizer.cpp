@@ -35,8 +35,11 @@ std::vector<int32_t> token_ids(const Tokenizer& tok, const pb::handle& ids) {
   if (PyUnicode_Check(ids.ptr()) || PyBytes_Check(ids.ptr()))
     throw pb::type_error("Tokenizer.decode expects a sequence of token ids, not a string");
   std::vector<int32_t> out;
-  if (PySequence_Check(ids.ptr())) out.reserve(static_cast<size_t>(std::max<Py_ssize_t>(PySequence_Size(ids.ptr()), 0)));
-  PyErr_Clear();  // PySequence_Size fails on iterables without __len__; iterating still works
+  if (PySequence_Check(ids.ptr())) {
+    Py_ssize_t n = PySequence_Size(ids.ptr());
+    if (n > 0) out.reserve(static_cast<size_t>(n));
+    PyErr_Clear();  // a "sequence" without __len__ still iterates
+  }
   for (pb::handle item : pb::iter(ids)) {
     pb::object index = pb::reinterpret_steal<pb::object>(PyNumber_Index(item.ptr()));
     if (!index) {

@@ -2,9 +2,8 @@
 #include "model/tokenizer.h"
 
 #include <algorithm>
-#include <cstring>
 #include <limits>
-#include <queue>
+#include <optional>
 #include <string_view>
 #include <unordered_map>
 #include <utility>
@@ -170,15 +169,18 @@ std::vector<uint32_t> nfc(const std::vector<uint32_t>& cps) {
   std::vector<uint32_t> d;
   d.reserve(cps.size() + 8);
   for (uint32_t cp : cps) decompose(cp, d);
-  // Canonical ordering: stable sort of each run of non-starters by combining class.
-  for (size_t i = 1; i < d.size(); ++i) {
-    uint8_t c = ccc_of(d[i]);
-    if (c == 0) continue;
-    size_t j = i;
-    while (j > 0 && ccc_of(d[j - 1]) > c) {
-      std::swap(d[j], d[j - 1]);
-      --j;
+  // Canonical ordering: stable sort of each run of non-starters by combining class (a sort, not
+  // bubbling, so that a long run of marks stays O(n log n)).
+  for (size_t i = 0; i < d.size();) {
+    if (ccc_of(d[i]) == 0) {
+      ++i;
+      continue;
     }
+    size_t j = i + 1;
+    while (j < d.size() && ccc_of(d[j]) != 0) ++j;
+    if (j - i > 1)
+      std::stable_sort(d.begin() + i, d.begin() + j, [](uint32_t a, uint32_t b) { return ccc_of(a) < ccc_of(b); });
+    i = j;
   }
   if (d.empty()) return d;
   // Composition: a character joins the last starter unless something between them blocks it
@@ -412,9 +414,10 @@ struct EncodeScratch {
 
 enum class TokenKind : uint8_t { kNone, kVocab, kAdded, kSpecial };
 
-std::string kind_hint(const std::string& file) {
-  return str_cat(" Re-download '", file, "' from the LocateAnything checkpoint (it must come from the same tokenizer as "
-                 "the other tokenizer files).");
+std::string redownload_hint(const std::string& file) {
+  return str_cat(" Re-download '", file,
+                 "' from the LocateAnything checkpoint (it must come from the same tokenizer as the other tokenizer "
+                 "files).");
 }
 
 // Token text -> id by open addressing over (hash, id) slots; the texts themselves stay in the
@@ -560,8 +563,10 @@ const nlohmann::json& member(const nlohmann::json& obj, const char* key) {
 class TokenizerJsonReader {
  public:
   using json = nlohmann::json;
+  // `vocab_path` / `merges_path`: keys leading to the streamed containers ({} is the root object);
+  // a file without merges passes std::nullopt.
   TokenizerJsonReader(RawTokenizer& raw, std::string path, std::vector<std::string> vocab_path,
-                      std::vector<std::string> merges_path)
+                      std::optional<std::vector<std::string>> merges_path)
       : raw_(raw), path_(std::move(path)), vocab_path_(std::move(vocab_path)), merges_path_(std::move(merges_path)) {}
 
   json read(const std::string& text) {
@@ -591,14 +596,15 @@ class TokenizerJsonReader {
   }
   bool start_object(std::size_t) {
     LA_CHECK(mode_ == kNone, RuntimeError, where(), " holds a JSON object where a ",
-             mode_ == kVocab ? "token id" : "merge", " belongs.", kind_hint(path_));
+             mode_ == kVocab ? "token id" : "merge", " belongs.", redownload_hint(path_));
     return open(json::object(), false);
   }
   bool end_object() { return close(); }
   bool start_array(std::size_t) {
-    LA_CHECK(mode_ != kVocab, RuntimeError, where(), " holds an array where a token id belongs.", kind_hint(path_));
+    LA_CHECK(mode_ != kVocab, RuntimeError, where(), " holds an array where a token id belongs.",
+             redownload_hint(path_));
     if (mode_ == kMerges) {  // ["left", "right"]
-      LA_CHECK(pair_size_ < 0, RuntimeError, where(), " nests arrays inside a merge.", kind_hint(path_));
+      LA_CHECK(pair_size_ < 0, RuntimeError, where(), " nests arrays inside a merge.", redownload_hint(path_));
       pair_size_ = 0;
       return true;
     }
@@ -606,7 +612,7 @@ class TokenizerJsonReader {
   }
   bool end_array() {
     if (mode_ == kMerges && pair_size_ >= 0) {
-      LA_CHECK(pair_size_ == 2, RuntimeError, where(), " is not a pair of token strings.", kind_hint(path_));
+      LA_CHECK(pair_size_ == 2, RuntimeError, where(), " is not a pair of token strings.", redownload_hint(path_));
       raw_.merges.emplace_back(pair_[0], pair_[1]);
       raw_.merge_line.push_back(merge_index_++);
       pair_size_ = -1;
@@ -616,7 +622,7 @@ class TokenizerJsonReader {
   }
   bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& e) {
     throw RuntimeError(str_cat("'", path_, "' is not valid JSON near byte ", position, " (", e.what(), ").",
-                               kind_hint(path_)));
+                               redownload_hint(path_)));
   }
 
  private:
@@ -652,7 +658,7 @@ class TokenizerJsonReader {
       frames_.push_back({nullptr, false, std::move(key)});
       return true;
     }
-    if (array && opening_at(merges_path_)) {
+    if (array && merges_path_ && opening_at(*merges_path_)) {
       mode_ = kMerges;
       frames_.push_back({nullptr, true, std::move(key)});
       return true;
@@ -687,25 +693,26 @@ class TokenizerJsonReader {
   }
   bool vocab_value(int64_t id) {
     LA_CHECK(id >= 0 && id < std::numeric_limits<int32_t>::max(), RuntimeError, where(),
-             ": the id is not a non-negative 32-bit integer.", kind_hint(path_));
+             ": the id is not a non-negative 32-bit integer.", redownload_hint(path_));
     raw_.vocab.emplace_back(raw_.keep(key_), static_cast<int32_t>(id));
     return true;
   }
   bool merge_string(const std::string& s) {
     if (pair_size_ >= 0) {  // inside ["left", "right"]
-      LA_CHECK(pair_size_ < 2, RuntimeError, where(), " has more than two tokens.", kind_hint(path_));
+      LA_CHECK(pair_size_ < 2, RuntimeError, where(), " has more than two tokens.", redownload_hint(path_));
       pair_[pair_size_++] = raw_.keep(s);
       return true;
     }
     LA_CHECK(raw_.add_merge_line(s, merge_index_), RuntimeError, where(), " is '", s,
-             "', not two tokens separated by one space.", kind_hint(path_));
+             "', not two tokens separated by one space.", redownload_hint(path_));
     ++merge_index_;
     return true;
   }
 
   RawTokenizer& raw_;
   std::string path_;
-  std::vector<std::string> vocab_path_, merges_path_;
+  std::vector<std::string> vocab_path_;
+  std::optional<std::vector<std::string>> merges_path_;
   json root_;
   std::vector<Frame> frames_;
   std::string key_;
@@ -726,21 +733,29 @@ int64_t read_model_max_length(const nlohmann::json& config) {
 
 RawAddedToken parse_added_token(const nlohmann::json& t, int32_t id, const std::string& where) {
   LA_CHECK(t.is_object() && member(t, "content").is_string(), RuntimeError, "'", where, "': added token ", id,
-           " has no string 'content'.", kind_hint(where));
-  RawAddedToken a{t["content"].get<std::string>(), id, t.value("special", false), t.value("normalized", false)};
+           " has no string 'content'.", redownload_hint(where));
+  bool special = t.value("special", false);
+  // HF's AddedToken default: special tokens are matched on the raw text, others after normalization.
+  RawAddedToken a{t["content"].get<std::string>(), id, special, t.value("normalized", !special)};
   for (const char* flag : {"lstrip", "rstrip", "single_word"}) {
     LA_CHECK(!t.value(flag, false), RuntimeError, "'", where, "': added token '", a.content, "' sets '", flag,
              "', which this tokenizer does not implement (the LocateAnything tokenizer never sets it).");
   }
-  LA_CHECK(!a.content.empty(), RuntimeError, "'", where, "': added token ", id, " is empty.", kind_hint(where));
+  LA_CHECK(!a.content.empty(), RuntimeError, "'", where, "': added token ", id, " is empty.", redownload_hint(where));
   return a;
 }
 
 void load_tokenizer_json(const std::string& path, RawTokenizer& raw) {
   raw.vocab_file = raw.merges_file = path;
-  nlohmann::json j = TokenizerJsonReader(raw, path, {"model", "vocab"}, {"model", "merges"}).read(read_file(path));
+  TokenizerJsonReader reader(raw, path, {"model", "vocab"}, std::vector<std::string>{"model", "merges"});
+  nlohmann::json j = reader.read(read_file(path));
   const nlohmann::json& model = member(j, "model");
-  LA_CHECK(model.is_object(), RuntimeError, "'", path, "' has no 'model' object.", kind_hint(path));
+  LA_CHECK(model.is_object(), RuntimeError, "'", path, "' has no 'model' object.", redownload_hint(path));
+  // The reader streams model.vocab (an object) and model.merges (an array) past the DOM, so either
+  // key left in the DOM had the wrong type.
+  LA_CHECK(!model.contains("vocab") && !model.contains("merges") && !raw.vocab.empty(), RuntimeError, "'", path,
+           "': model.vocab must be an object of token ids and model.merges an array of merges.",
+           redownload_hint(path));
   LA_CHECK(model.value("type", std::string("BPE")) == "BPE", RuntimeError, "'", path, "': model type '",
            model.value("type", std::string()), "' is not supported; only the Qwen2 byte-level BPE is.");
   LA_CHECK(!model.value("byte_fallback", false) && model.value("continuing_subword_prefix", std::string()).empty() &&
@@ -774,11 +789,12 @@ void load_tokenizer_json(const std::string& path, RawTokenizer& raw) {
 
   const nlohmann::json& added = member(j, "added_tokens");
   if (!added.is_null()) {
-    LA_CHECK(added.is_array(), RuntimeError, "'", path, "': added_tokens must be an array.", kind_hint(path));
+    LA_CHECK(added.is_array(), RuntimeError, "'", path, "': added_tokens must be an array.", redownload_hint(path));
     for (const auto& t : added) {
       const nlohmann::json& id = member(t, "id");
-      LA_CHECK(id.is_number_integer() && id.get<int64_t>() >= 0 && id.get<int64_t>() < std::numeric_limits<int32_t>::max(),
-               RuntimeError, "'", path, "': added token ", t.dump(), " has no valid 'id'.", kind_hint(path));
+      LA_CHECK(id.is_number_integer() && id.get<int64_t>() >= 0 &&
+                   id.get<int64_t>() < std::numeric_limits<int32_t>::max(),
+               RuntimeError, "'", path, "': added token ", t.dump(), " has no valid 'id'.", redownload_hint(path));
       raw.added.push_back(parse_added_token(t, id.get<int32_t>(), path));
     }
   }
@@ -789,9 +805,9 @@ void load_slow_files(const std::string& dir, const nlohmann::json& config, const
   raw.vocab_file = checkpoint_file(dir, "vocab.json");
   raw.merges_file = checkpoint_file(dir, "merges.txt");
   raw.merges_from_txt = true;
-  TokenizerJsonReader(raw, raw.vocab_file, {}, {{"\x01"}}).read(read_file(raw.vocab_file));
+  TokenizerJsonReader(raw, raw.vocab_file, {}, std::nullopt).read(read_file(raw.vocab_file));
   LA_CHECK(!raw.vocab.empty(), RuntimeError, "'", raw.vocab_file, "' is not a JSON object mapping tokens to ids.",
-           kind_hint(raw.vocab_file));
+           redownload_hint(raw.vocab_file));
 
   // merges.txt: "#version" header, then "left right" per line in rank order. Blank lines are
   // skipped, as transformers' Qwen2Tokenizer does.
@@ -808,7 +824,7 @@ void load_slow_files(const std::string& dir, const nlohmann::json& config, const
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.empty() || (line_no == 1 && line.substr(0, 8) == "#version")) continue;
     LA_CHECK(raw.add_merge_line(line, line_no), RuntimeError, "'", raw.merges_file, "' line ", line_no, " is '", line,
-             "', not two tokens separated by one space. The file is corrupt;", kind_hint(raw.merges_file));
+             "', not two tokens separated by one space. The file is corrupt.", redownload_hint(raw.merges_file));
   }
 
   // Added tokens: tokenizer_config.json's added_tokens_decoder (id -> properties) and
@@ -821,7 +837,7 @@ void load_slow_files(const std::string& dir, const nlohmann::json& config, const
       long id = std::strtol(it.key().c_str(), &end, 10);
       LA_CHECK(end && *end == '\0' && !it.key().empty() && id >= 0 && id < std::numeric_limits<int32_t>::max(),
                RuntimeError, "'", config_path, "': added_tokens_decoder key '", it.key(), "' is not a token id.",
-               kind_hint(config_path));
+               redownload_hint(config_path));
       by_id[static_cast<int32_t>(id)] = raw.added.size();
       raw.added.push_back(parse_added_token(it.value(), static_cast<int32_t>(id), config_path));
     }
@@ -830,18 +846,18 @@ void load_slow_files(const std::string& dir, const nlohmann::json& config, const
   if (!added_path.empty()) {
     nlohmann::json added = read_json_file(added_path);
     LA_CHECK(added.is_object(), RuntimeError, "'", added_path, "' must be a JSON object mapping tokens to ids.",
-             kind_hint(added_path));
+             redownload_hint(added_path));
     for (auto it = added.begin(); it != added.end(); ++it) {
       LA_CHECK(it.value().is_number_integer() && it.value().get<int64_t>() >= 0 &&
                    it.value().get<int64_t>() < std::numeric_limits<int32_t>::max(),
                RuntimeError, "'", added_path, "': the id of '", it.key(), "' is not a non-negative integer.",
-               kind_hint(added_path));
+               redownload_hint(added_path));
       int32_t id = it.value().get<int32_t>();
       auto found = by_id.find(id);
       if (found != by_id.end()) {
         LA_CHECK(raw.added[found->second].content == it.key(), RuntimeError, "'", added_path, "' gives id ", id,
                  " to '", it.key(), "' but '", config_path, "' gives it to '", raw.added[found->second].content,
-                 "'.", kind_hint(added_path));
+                 "'.", redownload_hint(added_path));
         continue;
       }
       by_id[id] = raw.added.size();
@@ -874,6 +890,10 @@ Tokenizer Tokenizer::from_dir(const std::string& dir) {
   int32_t size = 0;
   for (const auto& [span, id] : raw.vocab) size = std::max(size, id + 1);
   for (const auto& a : raw.added) size = std::max(size, a.id + 1);
+  // Real vocabularies are dense; a stray huge id would otherwise allocate gigabytes.
+  LA_CHECK(static_cast<size_t>(size) <= 2 * (raw.vocab.size() + raw.added.size()) + 1024, RuntimeError, "'",
+           raw.vocab_file, "' and the added tokens use ids up to ", size - 1, " for only ",
+           raw.vocab.size() + raw.added.size(), " tokens.", redownload_hint(raw.vocab_file));
   t.kind.assign(size, TokenKind::kNone);
 
   // Per-id texts: vocab entries first, then added tokens (which may reuse a vocab entry's id only
@@ -881,14 +901,14 @@ Tokenizer Tokenizer::from_dir(const std::string& dir) {
   std::vector<std::string_view> text_of(size);
   for (const auto& [span, id] : raw.vocab) {
     LA_CHECK(t.kind[id] == TokenKind::kNone, RuntimeError, "'", raw.vocab_file, "' gives id ", id, " to both '",
-             text_of[id], "' and '", raw.view(span), "'.", kind_hint(raw.vocab_file));
+             text_of[id], "' and '", raw.view(span), "'.", redownload_hint(raw.vocab_file));
     text_of[id] = raw.view(span);
     t.kind[id] = TokenKind::kVocab;
   }
   for (const auto& a : raw.added) {
     LA_CHECK(t.kind[a.id] == TokenKind::kNone || text_of[a.id] == a.content, RuntimeError, "added token '",
              a.content, "' has id ", a.id, ", which '", raw.vocab_file, "' or another added token gives to '",
-             text_of[a.id], "'. The tokenizer files do not belong together;", kind_hint(raw.vocab_file));
+             text_of[a.id], "'. The tokenizer files do not belong together;", redownload_hint(raw.vocab_file));
     text_of[a.id] = a.content;
     t.kind[a.id] = a.special ? TokenKind::kSpecial : TokenKind::kAdded;
   }
@@ -933,13 +953,13 @@ Tokenizer Tokenizer::from_dir(const std::string& dir) {
   for (const auto& [span, id] : raw.vocab) {
     int32_t other = t.vocab_index.insert(t.text(id), id, text);
     LA_CHECK(other < 0, RuntimeError, "'", raw.vocab_file, "' lists token '", t.text(id), "' twice (ids ", other,
-             " and ", id, ").", kind_hint(raw.vocab_file));
+             " and ", id, ").", redownload_hint(raw.vocab_file));
   }
   t.added_index.reserve(raw.added.size());
   for (const auto& a : raw.added) {
     int32_t other = t.added_index.insert(a.content, a.id, text);
     LA_CHECK(other < 0 || other == a.id, RuntimeError, "added token '", a.content, "' has two ids (", other, " and ",
-             a.id, ").", kind_hint(raw.vocab_file));
+             a.id, ").", redownload_hint(raw.vocab_file));
     if (other >= 0) continue;
     if (a.normalized && t.use_nfc) {
       std::vector<uint32_t> cps;
@@ -959,7 +979,7 @@ Tokenizer Tokenizer::from_dir(const std::string& dir) {
     append_utf8(ch, alphabet.byte_to_cp[b]);
     t.byte_ids[b] = t.vocab_id(ch);
     LA_CHECK(t.byte_ids[b] >= 0, RuntimeError, "'", raw.vocab_file, "' has no entry for byte ", b, " ('", ch,
-             "'), so it is not a byte-level BPE vocabulary.", kind_hint(raw.vocab_file));
+             "'), so it is not a byte-level BPE vocabulary.", redownload_hint(raw.vocab_file));
   }
 
   t.merges.reserve(raw.merges.size());
@@ -990,9 +1010,9 @@ void Tokenizer::Impl::encode_segment(std::string_view seg, std::vector<int32_t>&
       encode_piece(text, out, sc);
       return;
     }
-    std::string copy(text);  // `text` may alias sc.normalized, which encode_piece leaves alone
+    // `text` may be sc.normalized, which encode_piece does not touch.
     normalized_added.split(
-        copy, [&](std::string_view piece) { encode_piece(piece, out, sc); },
+        text, [&](std::string_view piece) { encode_piece(piece, out, sc); },
         [&](int32_t id) { out.push_back(id); });
   };
   // NFC can only change text that has a code point whose quick check fails; ASCII never does.

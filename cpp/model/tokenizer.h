@@ -15,7 +15,10 @@ class Tokenizer {
   // checkpoint ships them. Errors name the file and say how to fix it.
   static Tokenizer from_dir(const std::string& dir);
 
-  // NFC, added tokens matched atomically (longest first), Qwen2 pre-tokenizer regex, byte-level BPE.
+  // Added tokens are split out of the raw text first (leftmost, then longest; all of them, special or
+  // not), then each piece between them goes through NFC, the Qwen2 pre-tokenizer regex and byte-level
+  // BPE, as in the Hugging Face fast tokenizer. Invalid UTF-8 bytes survive as byte tokens. No BOS/EOS.
+  // const and free of shared mutable state: one Tokenizer may serve many threads.
   std::vector<int32_t> encode(const std::string& text) const;
   // Special/added tokens are kept as their literal text; invalid UTF-8 becomes U+FFFD.
   // Unknown ids raise InvalidArgument.
@@ -36,6 +39,7 @@ class Tokenizer {
   struct Impl;
 
  private:
+  // Null only in a default-constructed Tokenizer, whose methods throw InvalidArgument.
   std::shared_ptr<const Impl> impl_;
 };
 
