@@ -84,17 +84,27 @@ pb::array_t<uint8_t> image_to_numpy(ImageU8&& img) {
   return to_numpy(std::move(img.rgb), {h, w, 3});
 }
 
-PreprocessConfig make_config(int64_t in_token_limit, int patch_size, int merge_size) {
+ResizePassOrder pass_order_of(const std::string& name) {
+  if (name == "pillow13") return ResizePassOrder::Pillow13;
+  if (name == "pillow12") return ResizePassOrder::Pillow12;
+  throw InvalidArgument(str_cat("pass_order='", name, "' is not known; use 'pillow13' (Pillow >= 13, the default) or "
+                                "'pillow12' (Pillow 12.x) to match the Pillow the reference ran with"));
+}
+
+PreprocessConfig make_config(int64_t in_token_limit, int patch_size, int merge_size,
+                             const std::string& pass_order = "pillow13") {
   PreprocessConfig cfg;
+  cfg.pass_order = pass_order_of(pass_order);
   cfg.in_token_limit = in_token_limit;
   cfg.patch_size = patch_size;
   cfg.merge_h = cfg.merge_w = merge_size;
   return cfg;
 }
 
-pb::tuple preprocess(const pb::handle& image, int64_t in_token_limit, int patch_size, int merge_size) {
+pb::tuple preprocess(const pb::handle& image, int64_t in_token_limit, int patch_size, int merge_size,
+                     const std::string& pass_order) {
   const ImageView view = image_view(image, "preprocess");
-  const PreprocessConfig cfg = make_config(in_token_limit, patch_size, merge_size);
+  const PreprocessConfig cfg = make_config(in_token_limit, patch_size, merge_size, pass_order);
   PixelValues pv;
   {
     pb::gil_scoped_release release;
@@ -105,7 +115,8 @@ pb::tuple preprocess(const pb::handle& image, int64_t in_token_limit, int patch_
   return pb::make_tuple(values, pb::make_tuple(pv.grid_h, pv.grid_w));
 }
 
-pb::array_t<uint8_t> resize_bicubic(const pb::handle& image, int width, int height) {
+pb::array_t<uint8_t> resize_bicubic(const pb::handle& image, int width, int height, const std::string& pass_order) {
+  const ResizePassOrder order = pass_order_of(pass_order);
   const ImageView view = image_view(image, "resize_bicubic");
   LA_CHECK(view.channels == 3 && view.owner.ndim() == 3, InvalidArgument, "resize_bicubic: image has shape ",
            shape_str(view.owner), "; expected (H, W, 3) RGB. Convert other layouts with to_rgb(image) first "
@@ -115,7 +126,7 @@ pb::array_t<uint8_t> resize_bicubic(const pb::handle& image, int width, int heig
   ImageU8 out;
   {
     pb::gil_scoped_release release;
-    out = resize_bicubic_pil(rgb_of(view), width, height);
+    out = resize_bicubic_pil(rgb_of(view), width, height, order);
   }
   return image_to_numpy(std::move(out));
 }
@@ -173,13 +184,18 @@ pb::array_t<uint8_t> decode_jpeg_py(const pb::handle& source) {
 void register_preprocess(pb::module_& m) {
   using namespace pb::literals;
   m.def("preprocess", &preprocess, "image"_a, "in_token_limit"_a = 25600, "patch_size"_a = 14, "merge_size"_a = 2,
+        "pass_order"_a = "pillow13",
         "The official image preprocessing: token-limit downscale and snap to multiples of patch*merge with "
         "Pillow-exact BICUBIC resizes, ((u8/255) - 0.5)/0.5 in float32, patchified.\n\n"
         "image: uint8 ndarray (H, W) or (H, W, C), C = 1 grey, 2 grey+alpha (alpha dropped), 3 RGB, 4 RGBA "
         "(composited on white); any strides.\n"
+        "pass_order: 'pillow13' (default) or 'pillow12', the Pillow whose resize pass order to reproduce (they "
+        "differ only for images more than about twice as tall as wide that exceed the token limit).\n"
         "Returns (pixel_values float32 [gh*gw, 3, patch, patch], (gh, gw)).");
-  m.def("resize_bicubic", &resize_bicubic, "image"_a, "width"_a, "height"_a,
-        "Byte-identical to PIL Image.resize((width, height), Image.BICUBIC) for an (H, W, 3) uint8 RGB image.");
+  m.def("resize_bicubic", &resize_bicubic, "image"_a, "width"_a, "height"_a, "pass_order"_a = "pillow13",
+        "Byte-identical to PIL Image.resize((width, height), Image.BICUBIC) for an (H, W, 3) uint8 RGB image. "
+        "pass_order: 'pillow13' (default) or 'pillow12', the Pillow release whose order of the two 1-D passes "
+        "to follow.");
   m.def("plan_resize", &plan_resize_py, "width"_a, "height"_a, "in_token_limit"_a = 25600, "patch_size"_a = 14,
         "merge_size"_a = 2,
         "The sizes the preprocessing resizes an image of width x height to: dict with w1, h1 (after the "

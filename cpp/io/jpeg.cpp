@@ -4,7 +4,9 @@
 #include <turbojpeg.h>
 
 #include <cstring>
+#include <limits>
 #include <memory>
+#include <vector>
 
 #include "core/error.h"
 #include "io/files.h"
@@ -34,11 +36,12 @@ const char* colorspace_name(int cs) {
   }
 }
 
-// Pillow opens CMYK JPEGs with Adobe's inverted polarity ("CMYK;I") and converts to RGB with
-// nk = 255 - k; out = clip(nk - round(c * nk / 255)) using its exact integer MULDIV255.
+// Pillow always reads CMYK JPEGs with Adobe's inverted polarity (raw mode "CMYK;I": ink = 255 -
+// stored) and converts to RGB with nk = 255 - k, out = clip(nk - MULDIV255(ink, nk)), MULDIV255 being
+// its exact integer rounding of ink * nk / 255. Here `cmyk` holds the stored (inverted) values.
 void cmyk_to_rgb(const uint8_t* cmyk, size_t n_pixels, uint8_t* rgb) {
   for (size_t i = 0; i < n_pixels; ++i, cmyk += 4, rgb += 3) {
-    const int nk = 255 - (255 - cmyk[3]);
+    const int nk = 255 - (255 - cmyk[3]);  // 255 - ink of K
     for (int c = 0; c < 3; ++c) {
       const int t = (255 - cmyk[c]) * nk + 128;
       const int v = nk - ((t + (t >> 8)) >> 8);
@@ -58,7 +61,8 @@ ImageU8 decode_jpeg(const uint8_t* data, size_t size, const std::string& what) {
   LA_CHECK(looks_like_jpeg(data, size), InvalidArgument, "'", what,
            "' is not a JPEG (it does not start with the FF D8 FF marker). Decode other formats with "
            "Pillow (np.asarray(Image.open(path).convert('RGB'))) and pass the RGB array instead.");
-  LA_CHECK(size <= static_cast<size_t>(~0UL >> 1), InvalidArgument, "JPEG '", what, "' is too large");
+  LA_CHECK(size <= std::numeric_limits<unsigned long>::max(), InvalidArgument, "JPEG '", what, "' is ", size,
+           " bytes, more than TurboJPEG can address on this platform");
   TjHandle tj(tjInitDecompress());
   LA_CHECK(tj != nullptr, RuntimeError, "cannot create a TurboJPEG decompressor: ", tjGetErrorStr2(nullptr));
 

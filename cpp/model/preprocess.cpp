@@ -3,7 +3,6 @@
 #include "model/preprocess.h"
 
 #include <algorithm>
-#include <climits>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -24,10 +23,10 @@ namespace {
 // headroom for the filter's overshoot still fit a signed 32-bit accumulator.
 constexpr int kPrecisionBits = 22;
 
-// Which pixel the cubic below is evaluated in is decided by floating-point comparisons, and the
-// weights are rounded to 22 bits afterwards, so a fused multiply-add (allowed by -ffp-contract=fast,
-// GCC's default in GNU mode, whenever FMA is enabled) could flip a weight's last bit and break
-// byte-exactness with Pillow's build. Hence contraction is switched off for this function.
+// The weights are rounded to 22 bits after normalisation, so a one-ulp change in the cubic can flip
+// a weight's last bit. GCC contracts a*b+c into a fused multiply-add whenever FMA is enabled (its
+// default -ffp-contract=fast, e.g. under -march=native), which Pillow's generic x86-64 build never
+// does; contraction is therefore switched off for the coefficient code.
 #if defined(__clang__)
 #define LA_NO_FP_CONTRACT
 #elif defined(__GNUC__)
@@ -97,7 +96,7 @@ LA_NO_FP_CONTRACT AxisTaps bicubic_taps(int n_in, int n_out) {
   const double scale = static_cast<double>(static_cast<float>(n_in) - 0.0f) / n_out;
   const double filter_scale = std::max(scale, 1.0);
   const double support = kSupport * filter_scale;
-  // Pillow multiplies by the reciprocal rather than dividing; the two differ in the last bit.
+  // Pillow multiplies by the reciprocal rather than dividing; the two can differ in the last bit.
   const double inv_filter_scale = 1.0 / filter_scale;
 
   AxisTaps taps;
@@ -476,6 +475,7 @@ std::array<float, 256> normalize_table(float mean, float std) {
 }
 
 void normalize_and_patchify(const ImageU8& img, int patch, const PreprocessConfig& cfg, float* out) {
+  check_config(cfg);
   LA_CHECK(patch > 0 && img.width % patch == 0 && img.height % patch == 0, InvalidArgument,
            "image of ", img.width, "x", img.height, " is not a whole number of ", patch, "px patches");
   std::array<float, 256> lut[3];
@@ -501,12 +501,11 @@ void normalize_and_patchify(const ImageU8& img, int patch, const PreprocessConfi
 }
 
 PixelValues preprocess_image(const ImageU8& rgb, const PreprocessConfig& cfg) {
-  LA_CHECK(rgb.rgb.size() == static_cast<size_t>(rgb.width) * rgb.height * 3 || rgb.width <= 0 ||
-               rgb.height <= 0,
-           InvalidArgument, "ImageU8 holds ", rgb.rgb.size(), " bytes but ", rgb.width, "x", rgb.height,
-           " RGB needs ", static_cast<size_t>(rgb.width) * rgb.height * 3);
-  // Planning first rejects elongated images before any pixel work.
+  // Planning first rejects empty and elongated images before any pixel work.
   const ResizePlan plan = plan_resize(rgb.width, rgb.height, cfg);
+  LA_CHECK(rgb.rgb.size() == static_cast<size_t>(rgb.width) * rgb.height * 3, InvalidArgument, "ImageU8 holds ",
+           rgb.rgb.size(), " bytes but ", rgb.width, "x", rgb.height, " RGB needs ",
+           static_cast<size_t>(rgb.width) * rgb.height * 3);
   PixelValues pv;
   pv.grid_h = plan.grid_h;
   pv.grid_w = plan.grid_w;

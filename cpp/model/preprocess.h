@@ -30,8 +30,8 @@ struct PreprocessConfig {
   float mean[3] = {0.5f, 0.5f, 0.5f};
   float std[3] = {0.5f, 0.5f, 0.5f};
   int max_grid_side = 512;  // the vision RoPE table size: a grid side must stay below it
-  // The two orders differ only for images taller than about twice their width that exceed the token
-  // limit; Pillow13 matches the Pillow a fresh install of the reference gets.
+  // The orders differ only for images over the token limit that are more than about twice as tall as
+  // wide. Pillow13 follows the current Pillow; Pillow12 reproduces outputs made with Pillow 12.x.
   ResizePassOrder pass_order = ResizePassOrder::Pillow13;
 };
 
