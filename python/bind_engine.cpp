@@ -17,32 +17,7 @@ namespace py = pybind11;
 
 namespace la::py {
 
-ImageU8 image_from_numpy(const ::py::array& a, const char* what) {
-  LA_CHECK(a.dtype().is(::py::dtype::of<uint8_t>()), InvalidArgument, what, " has dtype ",
-           std::string(::py::str(a.dtype())), "; an 8-bit image (numpy uint8) is required. Convert floats in [0,1] "
-           "with (img * 255).clip(0, 255).astype(np.uint8), or other integer types with img.astype(np.uint8).");
-  LA_CHECK(a.ndim() == 2 || a.ndim() == 3, InvalidArgument, what, " has ", a.ndim(),
-           " dimensions; pass an H×W×3 (RGB), H×W×4 (RGBA) or H×W (grey) array");
-  const int64_t h = a.shape(0), w = a.shape(1), c = a.ndim() == 3 ? a.shape(2) : 1;
-  LA_CHECK(h > 0 && w > 0, InvalidArgument, what, " is empty (", h, "×", w, "); pass a non-empty image");
-  LA_CHECK(h < (1 << 30) && w < (1 << 30), InvalidArgument, what, " is too large (", h, "×", w, ")");
-  const int64_t sc = a.ndim() == 3 ? a.strides(2) : 1;
-  const uint8_t* data = static_cast<const uint8_t*>(a.data());
-  ImageU8 out;
-  {
-    ::py::gil_scoped_release release;
-    out = to_rgb(data, static_cast<int>(h), static_cast<int>(w), static_cast<int>(c), a.strides(0), a.strides(1), sc);
-  }
-  return out;
-}
-
 namespace {
-
-::py::array_t<float> to_numpy(const std::vector<float>& v, std::vector<int64_t> shape) {
-  ::py::array_t<float> out(shape);
-  std::memcpy(out.mutable_data(), v.data(), v.size() * sizeof(float));
-  return out;
-}
 
 ::py::dict timings_dict(const Timings& t) {
   ::py::dict d;
@@ -100,7 +75,7 @@ std::vector<ImageU8> images_from(const ::py::list& images) {
   std::vector<ImageU8> out;
   for (size_t i = 0; i < images.size(); ++i) {
     const std::string what = "image " + std::to_string(i + 1);
-    out.push_back(image_from_numpy(images[i].cast<::py::array>(), what.c_str()));
+    out.push_back(image_from_numpy(images[i], what.c_str()));
   }
   return out;
 }
@@ -197,7 +172,7 @@ void register_engine(::py::module_& m) {
               px = e.preprocess(img);
             }
             const int p = e.config().preprocess.patch_size;
-            return ::py::make_tuple(to_numpy(px.data, {static_cast<int64_t>(px.grid_h) * px.grid_w, 3, p, p}),
+            return ::py::make_tuple(to_numpy(std::move(px.data), {static_cast<::py::ssize_t>(px.grid_h) * px.grid_w, 3, p, p}),
                                     ::py::make_tuple(px.grid_h, px.grid_w));
           },
           ::py::arg("image"), "pixel_values [N, 3, p, p] float32 and the grid (h, w), as the official processor.")
@@ -217,7 +192,8 @@ void register_engine(::py::module_& m) {
               out = e.vision_merged(pixels.data(), grid.first, grid.second);
               if (project) out = e.project(out.data(), n);
             }
-            return to_numpy(out, {n, static_cast<int64_t>(out.size()) / std::max<int64_t>(n, 1)});
+            const ::py::ssize_t cols = static_cast<::py::ssize_t>(out.size()) / std::max<int64_t>(n, 1);
+            return to_numpy(std::move(out), {n, cols});
           },
           ::py::arg("pixel_values"), ::py::arg("grid"), ::py::arg("project") = false,
           "Vision tower output after the 2x2 merge ([tokens, 4*hidden]); with project=True after mlp1.")
@@ -231,7 +207,7 @@ void register_engine(::py::module_& m) {
               ::py::gil_scoped_release release;
               out = e.project(merged.data(), merged.shape(0));
             }
-            return to_numpy(out, {merged.shape(0), e.config().text.hidden});
+            return to_numpy(std::move(out), {merged.shape(0), e.config().text.hidden});
           },
           ::py::arg("merged"))
       .def(
@@ -261,7 +237,7 @@ void register_engine(::py::module_& m) {
               ::py::gil_scoped_release release;
               out = e.prefill_logits(ids, rp, n_rows, n);
             }
-            return to_numpy(out, {n, e.config().text.vocab});
+            return to_numpy(std::move(out), {n, e.config().text.vocab});
           },
           ::py::arg("input_ids"), ::py::arg("image_rows") = ::py::none(), ::py::arg("last_n") = 1,
           "Causal forward of input_ids (image rows spliced at <IMG_CONTEXT>); logits of the last rows.")

@@ -71,14 +71,6 @@ ImageU8 rgb_of(const ImageView& v) {
   return to_rgb(v.data, v.height, v.width, v.channels, v.stride_h, v.stride_w, v.stride_c);
 }
 
-// Hands a vector to numpy without copying: a capsule owns it and frees it with the array.
-template <typename T>
-pb::array_t<T> to_numpy(std::vector<T>&& data, std::vector<pb::ssize_t> shape) {
-  auto* heap = new std::vector<T>(std::move(data));
-  pb::capsule owner(heap, [](void* p) { delete static_cast<std::vector<T>*>(p); });
-  return pb::array_t<T>(std::move(shape), heap->data(), owner);
-}
-
 pb::array_t<uint8_t> image_to_numpy(ImageU8&& img) {
   const int h = img.height, w = img.width;
   return to_numpy(std::move(img.rgb), {h, w, 3});
@@ -180,6 +172,12 @@ pb::array_t<uint8_t> decode_jpeg_py(const pb::handle& source) {
 }
 
 }  // namespace
+
+ImageU8 image_from_numpy(const pb::handle& obj, const char* what) {
+  const ImageView v = image_view(obj, what);
+  pb::gil_scoped_release release;
+  return rgb_of(v);
+}
 
 void register_preprocess(pb::module_& m) {
   using namespace pb::literals;
