@@ -12,6 +12,12 @@ build_dir=$(ls -d build/cp* | head -n 1)
 
 echo "== GoogleTest =="
 ctest --test-dir "$build_dir" --output-on-failure -j 2
+# The same suite with the kernels capped at AVX2 (a CPU without AVX-512), and the plain C++ twins
+# (all but the long greedy run, which the AVX2 pass already covers on the same code path).
+echo "== GoogleTest, LA_ISA=avx2 =="
+LA_ISA=avx2 "$build_dir/tests/la_tests" --gtest_brief=1
+echo "== GoogleTest, LA_ISA=scalar =="
+LA_ISA=scalar "$build_dir/tests/la_tests" --gtest_brief=1 --gtest_filter='-ModelParity.GreedyTokensAllModes'
 
 echo "== pytest =="
 python3 -m pytest -q pytests
