@@ -178,3 +178,16 @@ def test_long_calls_release_the_gil(worker, fixtures_dir):
     during = [x for x in ticks if start <= x <= start + elapsed]
     # With the GIL held for the whole call the ticker could not run at all.
     assert len(during) >= 3, (len(during), elapsed)
+
+
+def test_loop_guard_is_opt_in_and_reported(fixtures_dir):
+    meta = __import__("json").loads((fixtures_dir / "tiny-a" / "cases" / "img0_640x360__point.json").read_text())
+    gold = meta["runs"]["greedy"]["hybrid"]["answer"]  # ten identical boxes until the token cap
+    image = PIL.open(fixtures_dir / "images" / "img0_640x360.png")
+    guarded = LocateAnythingWorker(str(fixtures_dir / "tiny-a"), print_stats=False, loop_guard=True)
+    out = guarded.point(image, "the circle", generation_mode="hybrid", max_new_tokens=64, temperature=0, top_p=1.0,
+                        repetition_penalty=1.0)
+    assert "loop_guard=stopped" in out["stats"]
+    assert out["stats"].timings["loop_guard_fired"]
+    assert gold.startswith(out["answer"]) and len(out["answer"]) < len(gold)
+    assert out["answer"].count("<box>") == 9  # 8 repeats of the first box are tolerated

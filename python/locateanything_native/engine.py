@@ -114,6 +114,15 @@ class Engine:
     def load_seconds(self) -> float:
         return self.core.load_seconds
 
+    @property
+    def image_token_id(self) -> int:
+        """Id of <IMG_CONTEXT> (read from the checkpoint, checked against the tokenizer)."""
+        return self.core.image_token_id
+
+    @property
+    def vocab_size(self) -> int:
+        return self.core.vocab_size
+
     def __repr__(self) -> str:
         return f"<locateanything_native.Engine model='{self.model_path}' threads={self.threads} isa={_core.isa()}>"
 

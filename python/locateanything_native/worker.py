@@ -44,7 +44,9 @@ def _stats_line(result: _core.Result) -> str:
         f"num_boxes={boxes}; "
         f"bps={(boxes / denom):.4f}; "
         f"prefill_time={prefill_time:.4f}; "
-        f"switch_to_ar={result.switch_to_ar}\n"
+        f"switch_to_ar={result.switch_to_ar}"
+        + ("; loop_guard=stopped" if result.loop_guard_fired else "")
+        + "\n"
     )
 
 
@@ -54,8 +56,10 @@ class LocateAnythingWorker:
     Accepts PIL images, numpy H×W×C uint8 arrays and image paths. Extra keyword-only options:
     `threads` (0 = all cores), `quantization` ("none" = float32 compute from the checkpoint's weights),
     `chat_template` ("worker" as the official worker, or "eval" as the evaluation scripts), `seed` (the
-    sampling seed: temperature > 0 is reproducible per seed) and `print_stats` (the reference prints the
-    statistics line when verbose).
+    sampling seed: temperature > 0 is reproducible per seed), `print_stats` (the reference prints the
+    statistics line when verbose) and `loop_guard` (off by default, so outputs stay identical to the
+    reference: when on, a run of identical repeated boxes ends generation and the statistics line says
+    `loop_guard=stopped`).
     """
 
     def __init__(
@@ -75,6 +79,7 @@ class LocateAnythingWorker:
         chat_template: str = "worker",
         seed: int = 0,
         print_stats: bool = True,
+        loop_guard: bool = False,
     ):
         if str(device).split(":")[0].lower() != "cpu":
             raise ValueError(
@@ -91,6 +96,7 @@ class LocateAnythingWorker:
         self.chat_template = chat_template
         self.seed = int(seed)
         self.print_stats = print_stats
+        self.loop_guard = loop_guard
         self.engine = Engine(model_path, threads=threads, quantization=quantization)
         self.model_path = self.engine.model_path
 
@@ -174,6 +180,7 @@ class LocateAnythingWorker:
             repetition_penalty=repetition_penalty,
             seed=self.seed if seed is None else seed,
             chat_template=self.chat_template,
+            loop_guard=self.loop_guard,
         )
         out = {"answer": result.answer}
         if verbose:
@@ -181,7 +188,8 @@ class LocateAnythingWorker:
             if self.print_stats:
                 print(line)
             out["history"] = list(result.history)
-            out["stats"] = Stats(line, result.timings)
+            out["stats"] = Stats(line, {**result.timings, "stop_reason": result.stop_reason,
+                                        "loop_guard_fired": result.loop_guard_fired})
         return out
 
     def predict(
