@@ -2,6 +2,7 @@
 #include "engine.h"
 
 #include <algorithm>
+#include <unordered_map>
 
 #include "core/error.h"
 #include "core/timer.h"
@@ -16,6 +17,7 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
   LA_CHECK(options.threads >= 0, InvalidArgument, "threads must be >= 0 (0 = all cores), got ", options.threads);
   blas_single_threaded();
   pool_ = std::make_unique<ThreadPool>(options.threads);
+  vision_cache_.set_max_bytes(options.vision_cache_bytes);
   PoolScope scope(pool_.get());
   cfg_ = load_model_config(options.model_dir);
   tokenizer_ = Tokenizer::from_dir(options.model_dir);
@@ -82,16 +84,6 @@ std::vector<float> Engine::project(const float* merged, int64_t n) const {
   return projector_->forward(merged, n);
 }
 
-VisionOutput Engine::encode_image(const PixelValues& px) const {
-  VisionOutput out;
-  out.grid_h = px.grid_h;
-  out.grid_w = px.grid_w;
-  out.tokens = static_cast<int64_t>(px.grid_h / cfg_.vision.merge_h) * (px.grid_w / cfg_.vision.merge_w);
-  out.merged = vision_merged(px.data.data(), px.grid_h, px.grid_w);
-  out.projected = project(out.merged.data(), out.tokens);
-  return out;
-}
-
 std::vector<int32_t> Engine::prompt_ids(const std::string& question, const std::vector<int64_t>& image_tokens,
                                         ChatTemplate tmpl, std::vector<int>* order) const {
   LA_CHECK(!image_tokens.empty(), InvalidArgument, "a query needs at least one image");
@@ -122,82 +114,199 @@ std::vector<float> Engine::prefill_logits(const std::vector<int32_t>& ids, const
   return logits;
 }
 
+std::shared_ptr<const EncodedImage> Engine::encode(const ImageU8& image, Timings* timings) const {
+  Stopwatch sw;
+  PixelValues px = preprocess_image(image, cfg_.preprocess);
+  timings->preprocess += sw.seconds();
+  auto enc = std::make_shared<EncodedImage>();
+  enc->grid_h = px.grid_h;
+  enc->grid_w = px.grid_w;
+  enc->tokens = static_cast<int64_t>(px.grid_h / cfg_.vision.merge_h) * (px.grid_w / cfg_.vision.merge_w);
+  sw.reset();
+  const std::vector<float> merged = vision_->forward(px.data.data(), px.grid_h, px.grid_w);
+  timings->vision += sw.seconds();
+  sw.reset();
+  enc->projected = projector_->forward(merged.data(), enc->tokens);
+  timings->projector += sw.seconds();
+  return enc;
+}
+
 QueryResult Engine::run(const Query& query, const GenerationOptions& options) {
+  return std::move(run_batch({query}, {options})[0]);
+}
+
+namespace {
+
+// Shared prefixes shorter than this are not worth a separate forward pass.
+constexpr int64_t kMinSharedPrefix = 16;
+
+// One query's decoding state inside a batch.
+struct Row {
+  std::vector<int32_t> ids;
+  std::vector<ImageKey> image_order;  // image content per placeholder, in splice order
+  std::vector<float> image_rows;      // [n, hidden] in splice order
+  int64_t image_rows_done = 0;        // rows already consumed by a shared prefix
+  std::unique_ptr<Generation> gen;
+  KvCache cache;
+  std::vector<float> logits;
+  bool first = true;
+};
+
+}  // namespace
+
+std::vector<QueryResult> Engine::run_batch(const std::vector<Query>& queries,
+                                           const std::vector<GenerationOptions>& options) {
+  LA_CHECK(queries.size() == options.size(), InvalidArgument, "run_batch: ", queries.size(), " queries but ",
+           options.size(), " option sets");
   std::lock_guard<std::mutex> lock(run_mu_);
   PoolScope scope(pool_.get());
   Stopwatch total;
-  QueryResult res;
-  LA_CHECK(!query.images.empty(), InvalidArgument, "a query needs an image");
-  res.width = query.images[0].width;
-  res.height = query.images[0].height;
-
-  // Preprocess and encode every image (image 1 and any visual prompts).
-  Stopwatch sw;
-  std::vector<PixelValues> pixels;
-  for (const ImageU8& img : query.images) pixels.push_back(preprocess_image(img, cfg_.preprocess));
-  res.timings.preprocess = sw.seconds();
-  std::vector<VisionOutput> encoded(pixels.size());
-  std::vector<int64_t> token_counts;
-  for (size_t i = 0; i < pixels.size(); ++i) {
-    sw.reset();
-    encoded[i].grid_h = pixels[i].grid_h;
-    encoded[i].grid_w = pixels[i].grid_w;
-    encoded[i].tokens =
-        static_cast<int64_t>(pixels[i].grid_h / cfg_.vision.merge_h) * (pixels[i].grid_w / cfg_.vision.merge_w);
-    encoded[i].merged = vision_->forward(pixels[i].data.data(), pixels[i].grid_h, pixels[i].grid_w);
-    res.timings.vision += sw.seconds();
-    sw.reset();
-    encoded[i].projected = projector_->forward(encoded[i].merged.data(), encoded[i].tokens);
-    res.timings.projector += sw.seconds();
-    token_counts.push_back(encoded[i].tokens);
-  }
-
-  // Prompt, and the image rows in placeholder order.
-  std::vector<int> order;
-  res.prompt_ids = prompt_ids(query.question, token_counts, query.chat_template, &order);
+  const size_t B = queries.size();
   const int64_t H = cfg_.text.hidden;
-  std::vector<float> image_rows;
-  for (int k : order) image_rows.insert(image_rows.end(), encoded[k].projected.begin(), encoded[k].projected.end());
-  const int64_t n_image_rows = static_cast<int64_t>(image_rows.size()) / H;
-  res.timings.prompt_tokens = static_cast<int64_t>(res.prompt_ids.size());
-  res.timings.image_tokens = n_image_rows;
+  std::vector<QueryResult> res(B);
+  std::vector<Row> rows(B);
 
-  // Decode loop: one forward per plan; the first carries the image rows.
-  Generation gen(res.prompt_ids, options, cfg_.ids, cfg_.model_max_length, cfg_.text.vocab);
-  KvCache cache = decoder_->new_cache();
-  std::vector<float> logits;
-  bool first = true;
-  while (!gen.done()) {
-    sw.reset();
-    const Generation::Plan& plan = gen.plan();
-    logits.resize(static_cast<size_t>(plan.n_logit_rows * cfg_.text.vocab));
-    Decoder::Chunk ch;
-    ch.cache = &cache;
-    ch.ids = plan.ids.data();
-    ch.positions = plan.positions.data();
-    ch.q = static_cast<int64_t>(plan.ids.size());
-    ch.window = plan.window;
-    if (first) {
-      ch.image_rows = image_rows.data();
-      ch.n_image_rows = n_image_rows;
-      ch.image_token = cfg_.ids.image_context;
+  // 1. Encode every distinct image once (by content), through the cross-call cache when enabled.
+  std::unordered_map<ImageKey, std::shared_ptr<const EncodedImage>, ImageKeyHash> encoded;
+  std::vector<std::vector<ImageKey>> keys(B);
+  for (size_t b = 0; b < B; ++b) {
+    const Query& q = queries[b];
+    LA_CHECK(!q.images.empty(), InvalidArgument, "query ", b, " has no image; every query needs one");
+    res[b].width = q.images[0].width;
+    res[b].height = q.images[0].height;
+    for (const ImageU8& img : q.images) {
+      const ImageKey key = image_key(img);
+      keys[b].push_back(key);
+      if (encoded.count(key)) continue;
+      std::shared_ptr<const EncodedImage> enc = vision_cache_.find(key);
+      if (!enc) {
+        enc = encode(img, &res[b].timings);
+        ++res[b].timings.images_encoded;
+        vision_cache_.insert(key, enc);
+      }
+      encoded[key] = enc;
     }
-    ch.n_logit_rows = plan.n_logit_rows;
-    ch.logits = logits.data();
-    decoder_->forward({ch});
-    cache.truncate(plan.keep_length);
-    gen.consume(logits.data());
-    (first ? res.timings.prefill : res.timings.decode) += sw.seconds();
-    first = false;
   }
 
-  res.generation = gen.result();
-  res.answer = tokenizer_.decode(res.generation.tokens);
-  for (const auto& [label, toks] : res.generation.history) res.history.emplace_back(label, tokenizer_.decode(toks));
-  res.detections = parse_answer(res.answer, res.width, res.height);
-  res.timings.generated_tokens = static_cast<int64_t>(res.generation.tokens.size());
-  res.timings.forward_calls = res.generation.forward_calls;
-  res.timings.total = total.seconds();
+  // 2. Prompts, and each row's image rows in placeholder order.
+  for (size_t b = 0; b < B; ++b) {
+    std::vector<int64_t> counts;
+    for (const ImageKey& k : keys[b]) counts.push_back(encoded[k]->tokens);
+    std::vector<int> order;
+    Row& row = rows[b];
+    row.ids = prompt_ids(queries[b].question, counts, queries[b].chat_template, &order);
+    for (int k : order) {
+      row.image_order.push_back(keys[b][k]);
+      const auto& p = encoded[keys[b][k]]->projected;
+      row.image_rows.insert(row.image_rows.end(), p.begin(), p.end());
+    }
+    res[b].prompt_ids = row.ids;
+    res[b].timings.prompt_tokens = static_cast<int64_t>(row.ids.size());
+    res[b].timings.image_tokens = static_cast<int64_t>(row.image_rows.size()) / H;
+    row.gen = std::make_unique<Generation>(row.ids, options[b], cfg_.ids, cfg_.model_max_length, cfg_.text.vocab);
+    row.cache = decoder_->new_cache();
+  }
+
+  // 3. Rows with the same images share the KV cache of their longest common prompt prefix. The
+  // prefix stops before each row's last prompt token (the MTP anchor must be in the row's chunk).
+  // Batch-invariant kernels make the shared rows bit-identical to a one-shot prefill.
+  std::vector<bool> grouped(B, false);
+  for (size_t a = 0; a < B; ++a) {
+    if (grouped[a] || rows[a].gen->done()) continue;
+    std::vector<size_t> group = {a};
+    for (size_t b = a + 1; b < B; ++b)
+      if (!grouped[b] && !rows[b].gen->done() && rows[b].image_order == rows[a].image_order) group.push_back(b);
+    if (group.size() < 2) continue;
+    int64_t S = static_cast<int64_t>(rows[a].ids.size()) - 1;
+    for (size_t g : group) {
+      const auto& ids = rows[g].ids;
+      int64_t n = 0;
+      while (n < S && n < static_cast<int64_t>(ids.size()) - 1 && ids[n] == rows[a].ids[n]) ++n;
+      S = std::min(S, n);
+    }
+    if (S < kMinSharedPrefix) continue;
+    Stopwatch sw;
+    const auto& ids = rows[a].ids;
+    int64_t image_in_prefix = std::count(ids.begin(), ids.begin() + S, cfg_.ids.image_context);
+    std::vector<int32_t> positions(S);
+    for (int64_t i = 0; i < S; ++i) positions[i] = static_cast<int32_t>(i);
+    KvCache prefix = decoder_->new_cache();
+    Decoder::Chunk ch;
+    ch.cache = &prefix;
+    ch.ids = ids.data();
+    ch.positions = positions.data();
+    ch.q = S;
+    ch.image_rows = image_in_prefix ? rows[a].image_rows.data() : nullptr;
+    ch.n_image_rows = image_in_prefix;
+    ch.image_token = cfg_.ids.image_context;
+    ch.n_logit_rows = 0;
+    decoder_->forward({ch});
+    const double seconds = sw.seconds();
+    for (size_t g : group) {
+      grouped[g] = true;
+      rows[g].cache = prefix.prefix_copy(S);
+      rows[g].gen->skip_cached_prefix(S);
+      rows[g].image_rows_done = image_in_prefix;
+      res[g].timings.prefill += seconds;
+      res[g].timings.shared_prefix_tokens = S;
+    }
+  }
+
+  // 4. Decode: each step runs every active row's next chunk in one forward pass.
+  std::vector<size_t> active;
+  for (size_t b = 0; b < B; ++b)
+    if (!rows[b].gen->done()) active.push_back(b);
+  while (!active.empty()) {
+    Stopwatch sw;
+    std::vector<Decoder::Chunk> chunks;
+    for (size_t b : active) {
+      Row& row = rows[b];
+      const Generation::Plan& plan = row.gen->plan();
+      row.logits.resize(static_cast<size_t>(plan.n_logit_rows * cfg_.text.vocab));
+      Decoder::Chunk ch;
+      ch.cache = &row.cache;
+      ch.ids = plan.ids.data();
+      ch.positions = plan.positions.data();
+      ch.q = static_cast<int64_t>(plan.ids.size());
+      ch.window = plan.window;
+      if (row.first) {
+        const int64_t remaining = static_cast<int64_t>(row.image_rows.size()) / H - row.image_rows_done;
+        ch.image_rows = row.image_rows.data() + row.image_rows_done * H;
+        ch.n_image_rows = remaining;
+        ch.image_token = cfg_.ids.image_context;
+      }
+      ch.n_logit_rows = plan.n_logit_rows;
+      ch.logits = row.logits.data();
+      chunks.push_back(ch);
+    }
+    decoder_->forward(chunks);
+    std::vector<size_t> still;
+    for (size_t b : active) {
+      Row& row = rows[b];
+      row.cache.truncate(row.gen->plan_keep_length());
+      row.gen->consume(row.logits.data());
+      if (!row.gen->done()) still.push_back(b);
+    }
+    const double seconds = sw.seconds();
+    for (size_t b : active) {
+      (rows[b].first ? res[b].timings.prefill : res[b].timings.decode) += seconds;
+      rows[b].first = false;
+    }
+    active.swap(still);
+  }
+
+  // 5. Answers, parsed items, timings.
+  const double elapsed = total.seconds();
+  for (size_t b = 0; b < B; ++b) {
+    QueryResult& r = res[b];
+    r.generation = rows[b].gen->result();
+    r.answer = tokenizer_.decode(r.generation.tokens);
+    for (const auto& [label, toks] : r.generation.history) r.history.emplace_back(label, tokenizer_.decode(toks));
+    r.detections = parse_answer(r.answer, r.width, r.height);
+    r.timings.generated_tokens = static_cast<int64_t>(r.generation.tokens.size());
+    r.timings.forward_calls = r.generation.forward_calls;
+    r.timings.total = elapsed;
+  }
   return res;
 }
 

@@ -21,6 +21,7 @@
 #include "model/projector.h"
 #include "model/prompt.h"
 #include "model/tokenizer.h"
+#include "model/vision_cache.h"
 #include "model/vision_tower.h"
 
 namespace la {
@@ -29,12 +30,15 @@ struct EngineOptions {
   std::string model_dir;
   int threads = 0;                     // 0 = all hardware threads
   std::string quantization = "none";   // "none": float32 compute from the checkpoint's weights
+  size_t vision_cache_bytes = 0;       // keep image encodings across calls (0 = per call only)
 };
 
 // Seconds per stage of one query, and counts.
 struct Timings {
   double preprocess = 0, vision = 0, projector = 0, prefill = 0, decode = 0, total = 0;
   int64_t prompt_tokens = 0, image_tokens = 0, generated_tokens = 0, forward_calls = 0;
+  int64_t shared_prefix_tokens = 0;  // prompt tokens whose KV cache came from a prefix shared in a batch
+  int64_t images_encoded = 0;        // images this row paid the vision tower for (0 when reused)
   double tokens_per_second() const { return decode + prefill > 0 ? generated_tokens / (prefill + decode) : 0; }
 };
 
@@ -54,14 +58,6 @@ struct QueryResult {
   int width = 0, height = 0;
 };
 
-// Image features of one preprocessed image.
-struct VisionOutput {
-  int grid_h = 0, grid_w = 0;
-  int64_t tokens = 0;
-  std::vector<float> merged;     // [tokens, merged_dim] before mlp1
-  std::vector<float> projected;  // [tokens, hidden] after mlp1
-};
-
 class Engine {
  public:
   explicit Engine(const EngineOptions& options);
@@ -70,9 +66,18 @@ class Engine {
   // The whole pipeline for one query. Thread-safe: concurrent calls are serialised.
   QueryResult run(const Query& query, const GenerationOptions& options);
 
+  // Many queries at once, each row token-identical to running it alone: every distinct image
+  // (by content) is encoded once, rows with the same images share the KV cache of their common
+  // prompt prefix, and each decode step stacks all active rows into one pass over the weights.
+  // Rows keep their own options (mode, sampling, limits), cache, rollback and stop.
+  std::vector<QueryResult> run_batch(const std::vector<Query>& queries, const std::vector<GenerationOptions>& options);
+
+  // Bound of the cross-call vision cache in bytes (0 = off).
+  void set_vision_cache_bytes(size_t bytes) { vision_cache_.set_max_bytes(bytes); }
+  const VisionCache& vision_cache() const { return vision_cache_; }
+
   // ---- stages ----
   PixelValues preprocess(const ImageU8& image) const;
-  VisionOutput encode_image(const PixelValues& pixels) const;
   std::vector<float> vision_merged(const float* pixels, int grid_h, int grid_w) const;
   std::vector<float> project(const float* merged, int64_t n) const;
   // Prompt ids for a question over images with the given token counts (placeholder order in `order`).
@@ -94,6 +99,7 @@ class Engine {
 
  private:
   void check_token_ids();
+  std::shared_ptr<const EncodedImage> encode(const ImageU8& image, Timings* timings) const;
 
   EngineOptions options_;
   ModelConfig cfg_;
@@ -104,6 +110,7 @@ class Engine {
   std::unique_ptr<Decoder> decoder_;
   std::unique_ptr<ThreadPool> pool_;
   std::mutex run_mu_;
+  VisionCache vision_cache_;
   double load_seconds_ = 0;
   std::vector<std::string> notes_;
 };

@@ -31,6 +31,8 @@ namespace {
   d["image_tokens"] = t.image_tokens;
   d["generated_tokens"] = t.generated_tokens;
   d["forward_calls"] = t.forward_calls;
+  d["shared_prefix_tokens"] = t.shared_prefix_tokens;
+  d["images_encoded"] = t.images_encoded;
   d["tokens_per_second"] = t.tokens_per_second();
   return d;
 }
@@ -96,6 +98,26 @@ SamplingParams sampling_from(float temperature, float top_p, int top_k, float re
   return s;
 }
 
+GenerationOptions generation_options(const std::string& generation_mode, int64_t max_new_tokens, float temperature,
+                                     float top_p, int top_k, float repetition_penalty, uint64_t seed, bool loop_guard,
+                                     bool record_steps) {
+  LA_CHECK(max_new_tokens >= 0 && max_new_tokens <= (1 << 24), InvalidArgument,
+           "max_new_tokens must be in [0, 16777216], got ", max_new_tokens);
+  GenerationOptions g;
+  g.mode = parse_generation_mode(generation_mode);
+  g.max_new_tokens = max_new_tokens;
+  g.sampling = sampling_from(temperature, top_p, top_k, repetition_penalty);
+  g.seed = seed;
+  g.loop_guard = loop_guard;
+  g.record_steps = record_steps;
+  return g;
+}
+
+template <typename T>
+T get_or(const ::py::dict& d, const char* key, T fallback) {
+  return d.contains(key) && !d[key].is_none() ? d[key].cast<T>() : fallback;
+}
+
 }  // namespace
 
 void register_engine(::py::module_& m) {
@@ -126,33 +148,29 @@ void register_engine(::py::module_& m) {
       });
 
   ::py::class_<Engine>(m, "Engine", "A loaded LocateAnything checkpoint; load once, run many queries.")
-      .def(::py::init([](const std::string& model_dir, int threads, const std::string& quantization) {
+      .def(::py::init([](const std::string& model_dir, int threads, const std::string& quantization,
+                         size_t vision_cache_bytes) {
              EngineOptions o;
              o.model_dir = model_dir;
              o.threads = threads;
              o.quantization = quantization;
+             o.vision_cache_bytes = vision_cache_bytes;
              ::py::gil_scoped_release release;
              return std::make_unique<Engine>(o);
            }),
-           ::py::arg("model_dir"), ::py::arg("threads") = 0, ::py::arg("quantization") = "none")
+           ::py::arg("model_dir"), ::py::arg("threads") = 0, ::py::arg("quantization") = "none",
+           ::py::arg("vision_cache_bytes") = 0)
       .def(
           "run",
           [](Engine& e, const ::py::list& images, const std::string& question, const std::string& generation_mode,
              int64_t max_new_tokens, float temperature, float top_p, int top_k, float repetition_penalty,
              uint64_t seed, bool loop_guard, bool record_steps, const std::string& chat_template) {
-            LA_CHECK(max_new_tokens >= 0 && max_new_tokens <= (1 << 24), InvalidArgument,
-                     "max_new_tokens must be in [0, 16777216], got ", max_new_tokens);
+            GenerationOptions g = generation_options(generation_mode, max_new_tokens, temperature, top_p, top_k,
+                                                     repetition_penalty, seed, loop_guard, record_steps);
             Query q;
             q.images = images_from(images);
             q.question = question;
             q.chat_template = parse_chat_template(chat_template);
-            GenerationOptions g;
-            g.mode = parse_generation_mode(generation_mode);
-            g.max_new_tokens = max_new_tokens;
-            g.sampling = sampling_from(temperature, top_p, top_k, repetition_penalty);
-            g.seed = seed;
-            g.loop_guard = loop_guard;
-            g.record_steps = record_steps;
             ::py::gil_scoped_release release;
             return e.run(q, g);
           },
@@ -162,6 +180,44 @@ void register_engine(::py::module_& m) {
           ::py::arg("loop_guard") = false, ::py::arg("record_steps") = false, ::py::arg("chat_template") = "worker",
           "Runs the whole pipeline on images (list of H×W×C uint8 arrays; the first is the image, the rest "
           "visual prompts) and a question.")
+      .def(
+          "run_batch",
+          [](Engine& e, const ::py::list& requests, const std::string& generation_mode, int64_t max_new_tokens,
+             float temperature, float top_p, int top_k, float repetition_penalty, uint64_t seed, bool loop_guard,
+             bool record_steps, const std::string& chat_template) {
+            std::vector<Query> queries;
+            std::vector<GenerationOptions> opts;
+            for (size_t i = 0; i < requests.size(); ++i) {
+              LA_CHECK(::py::isinstance<::py::dict>(requests[i]), InvalidArgument, "request ", i,
+                       " must be a dict with 'images' and 'question'");
+              const ::py::dict r = requests[i].cast<::py::dict>();
+              LA_CHECK(r.contains("images") && r.contains("question"), InvalidArgument, "request ", i,
+                       " needs the keys 'images' (list of arrays) and 'question'");
+              Query q;
+              q.images = images_from(r["images"].cast<::py::list>());
+              q.question = r["question"].cast<std::string>();
+              q.chat_template = parse_chat_template(get_or<std::string>(r, "chat_template", chat_template));
+              queries.push_back(std::move(q));
+              opts.push_back(generation_options(
+                  get_or<std::string>(r, "generation_mode", generation_mode),
+                  get_or<int64_t>(r, "max_new_tokens", max_new_tokens), get_or<float>(r, "temperature", temperature),
+                  get_or<float>(r, "top_p", top_p), get_or<int>(r, "top_k", top_k),
+                  get_or<float>(r, "repetition_penalty", repetition_penalty), get_or<uint64_t>(r, "seed", seed),
+                  get_or<bool>(r, "loop_guard", loop_guard), record_steps));
+            }
+            ::py::gil_scoped_release release;
+            return e.run_batch(queries, opts);
+          },
+          ::py::arg("requests"), ::py::arg("generation_mode") = "hybrid", ::py::arg("max_new_tokens") = 2048,
+          ::py::arg("temperature") = 0.0f, ::py::arg("top_p") = 1.0f, ::py::arg("top_k") = 0,
+          ::py::arg("repetition_penalty") = 1.0f, ::py::arg("seed") = 0, ::py::arg("loop_guard") = false,
+          ::py::arg("record_steps") = false, ::py::arg("chat_template") = "worker",
+          "Runs many requests ({'images': [...], 'question': str, optional per-row overrides of the keyword "
+          "options}) together; each row is token-identical to running it alone.")
+      .def("set_vision_cache", [](Engine& e, size_t bytes) { e.set_vision_cache_bytes(bytes); }, ::py::arg("max_bytes"),
+           "Keeps image encodings across calls, up to max_bytes of features (0 = off).")
+      .def_property_readonly("vision_cache_entries", [](const Engine& e) { return e.vision_cache().size(); })
+      .def_property_readonly("vision_cache_bytes", [](const Engine& e) { return e.vision_cache().bytes(); })
       .def(
           "preprocess",
           [](const Engine& e, const ::py::array& image) {

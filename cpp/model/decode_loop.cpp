@@ -199,6 +199,12 @@ Generation::Generation(std::vector<int32_t> prompt, const GenerationOptions& opt
   }
 }
 
+void Generation::skip_cached_prefix(int64_t n) {
+  LA_ASSERT(result_.forward_calls == 0 && !planned_ && n >= 0 && n < prompt_len_, "bad cached prefix ", n,
+            " for a prompt of ", prompt_len_);
+  cache_len_ = n;
+}
+
 const Generation::Plan& Generation::plan() {
   LA_ASSERT(!done_, "plan() after the end of generation");
   const int64_t L = static_cast<int64_t>(seq_.size()), C = cache_len_;

@@ -96,6 +96,11 @@ class Generation {
   const Plan& plan();
   // Cache rows the next chunk continues from.
   int64_t cache_length() const { return cache_len_; }
+  // Declares that the cache already holds the first n prompt tokens (a shared prefix computed
+  // elsewhere); only before the first plan(), and n < prompt length so the anchor stays in the chunk.
+  void skip_cached_prefix(int64_t n);
+  // keep_length of the current plan (truncate the cache to it before consume()).
+  int64_t plan_keep_length() const { return plan_.keep_length; }
   // Consumes the planned rows' logits ([n_logit_rows, vocab], overwritten with probabilities).
   void consume(float* logits);
 

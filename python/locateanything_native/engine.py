@@ -18,9 +18,11 @@ class Engine:
     `LocateAnythingWorker`.
     """
 
-    def __init__(self, model: str | None = None, threads: int = 0, quantization: str = "none"):
+    def __init__(self, model: str | None = None, threads: int = 0, quantization: str = "none",
+                 vision_cache_mb: float = 0):
         self.model_path = find_model(model)
-        self.core = _core.Engine(self.model_path, threads=threads, quantization=quantization)
+        self.core = _core.Engine(self.model_path, threads=threads, quantization=quantization,
+                                 vision_cache_bytes=int(vision_cache_mb * (1 << 20)))
 
     # ---- whole pipeline ----
     def run(
@@ -57,6 +59,36 @@ class Engine:
             record_steps=bool(record_steps),
             chat_template=chat_template,
         )
+
+    def run_batch(self, requests: Sequence, **options) -> list[_core.Result]:
+        """Runs many requests together; each row gives the same tokens as `run` alone.
+
+        A request is `(image, question)`, `(image, question, visual_prompts)` or a dict with "image",
+        "question" and optionally "visual_prompts" and per-row overrides of the keyword options
+        (generation_mode, max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed, loop_guard).
+        The same image (by content) is encoded once; rows sharing an image share the KV cache of their
+        common prompt prefix; every decode step runs all active rows in one pass over the weights.
+        """
+        rows = []
+        for i, req in enumerate(requests):
+            if isinstance(req, dict):
+                row = {k: v for k, v in req.items() if k not in ("image", "visual_prompts")}
+                image, prompts = req["image"], req.get("visual_prompts", ())
+            elif isinstance(req, (tuple, list)) and len(req) in (2, 3):
+                image, question = req[0], req[1]
+                prompts = req[2] if len(req) == 3 else ()
+                row = {"question": question}
+            else:
+                raise ValueError(f"request {i}: pass (image, question), (image, question, visual_prompts) or a dict")
+            if not isinstance(row.get("question"), str):
+                raise ValueError(f"request {i}: question must be a str")
+            row["images"] = [to_array(image)] + [to_array(v) for v in prompts]
+            rows.append(row)
+        return self.core.run_batch(rows, **options)
+
+    def set_vision_cache(self, megabytes: float) -> None:
+        """Keeps image encodings across calls, up to `megabytes` of features (0 = off)."""
+        self.core.set_vision_cache(int(megabytes * (1 << 20)))
 
     # ---- tasks (the official worker's prompts) ----
     def detect(self, image, categories: Iterable[str] | str, **kw) -> _core.Result:
@@ -127,6 +159,6 @@ class Engine:
         return f"<locateanything_native.Engine model='{self.model_path}' threads={self.threads} isa={_core.isa()}>"
 
 
-def load(model: str | None = None, threads: int = 0, quantization: str = "none") -> Engine:
+def load(model: str | None = None, threads: int = 0, quantization: str = "none", vision_cache_mb: float = 0) -> Engine:
     """Loads a checkpoint folder (or finds one: $LOCATEANYTHING_MODEL, then the Hugging Face cache)."""
-    return Engine(model, threads=threads, quantization=quantization)
+    return Engine(model, threads=threads, quantization=quantization, vision_cache_mb=vision_cache_mb)

@@ -80,6 +80,7 @@ class LocateAnythingWorker:
         seed: int = 0,
         print_stats: bool = True,
         loop_guard: bool = False,
+        vision_cache_mb: float = 0,
     ):
         if str(device).split(":")[0].lower() != "cpu":
             raise ValueError(
@@ -97,7 +98,7 @@ class LocateAnythingWorker:
         self.seed = int(seed)
         self.print_stats = print_stats
         self.loop_guard = loop_guard
-        self.engine = Engine(model_path, threads=threads, quantization=quantization)
+        self.engine = Engine(model_path, threads=threads, quantization=quantization, vision_cache_mb=vision_cache_mb)
         self.model_path = self.engine.model_path
 
     # ---- visual prompts (as the official worker builds them) ----
@@ -141,6 +142,44 @@ class LocateAnythingWorker:
         arr = to_array(img)
         return arr[..., :3] if arr.ndim == 3 and arr.shape[2] == 4 else arr
 
+    def _prepare(self, image, question, visual_prompt, visual_prompt_box, visual_prompt_box_format, replace_text):
+        """(image, question, visual prompt images) as the official worker builds its messages."""
+        prompts = []
+        if visual_prompt_box is not None:
+            prompts.append(self._crop_visual_prompt(image, visual_prompt_box, visual_prompt_box_format))
+        if visual_prompt is not None:
+            if isinstance(visual_prompt, (list, tuple)):
+                prompts.extend(self._rgb_prompt(v) for v in visual_prompt)
+            else:
+                prompts.append(self._rgb_prompt(visual_prompt))
+        if prompts:
+            question = self._replace_visual_prompt_text(question, "<image-2>", replace_text)
+        return image, question, prompts
+
+    def _options(self, generation_mode, max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed) -> dict:
+        return dict(
+            generation_mode=generation_mode,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=max(0, int(top_k)),  # top_k <= 0 means "off", as the official worker sends None
+            repetition_penalty=repetition_penalty,
+            seed=self.seed if seed is None else seed,
+            chat_template=self.chat_template,
+            loop_guard=self.loop_guard,
+        )
+
+    def _result_dict(self, result, verbose: bool) -> dict:
+        out = {"answer": result.answer}
+        if verbose:
+            line = _stats_line(result)
+            if self.print_stats:
+                print(line)
+            out["history"] = list(result.history)
+            out["stats"] = Stats(line, {**result.timings, "stop_reason": result.stop_reason,
+                                        "loop_guard_fired": result.loop_guard_fired})
+        return out
+
     def _predict_standard(
         self,
         image,
@@ -158,39 +197,11 @@ class LocateAnythingWorker:
         replace_text: Optional[str] = None,
         seed: Optional[int] = None,
     ) -> dict:
-        prompts = []
-        if visual_prompt_box is not None:
-            prompts.append(self._crop_visual_prompt(image, visual_prompt_box, visual_prompt_box_format))
-        if visual_prompt is not None:
-            if isinstance(visual_prompt, (list, tuple)):
-                prompts.extend(self._rgb_prompt(v) for v in visual_prompt)
-            else:
-                prompts.append(self._rgb_prompt(visual_prompt))
-        if prompts:
-            question = self._replace_visual_prompt_text(question, "<image-2>", replace_text)
-        result = self.engine.run(
-            image,
-            question,
-            visual_prompts=prompts,
-            generation_mode=generation_mode,
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=max(0, int(top_k)),  # top_k <= 0 means "off", as the official worker sends None
-            repetition_penalty=repetition_penalty,
-            seed=self.seed if seed is None else seed,
-            chat_template=self.chat_template,
-            loop_guard=self.loop_guard,
-        )
-        out = {"answer": result.answer}
-        if verbose:
-            line = _stats_line(result)
-            if self.print_stats:
-                print(line)
-            out["history"] = list(result.history)
-            out["stats"] = Stats(line, {**result.timings, "stop_reason": result.stop_reason,
-                                        "loop_guard_fired": result.loop_guard_fired})
-        return out
+        image, question, prompts = self._prepare(image, question, visual_prompt, visual_prompt_box,
+                                                 visual_prompt_box_format, replace_text)
+        options = self._options(generation_mode, max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
+        result = self.engine.run(image, question, visual_prompts=prompts, **options)
+        return self._result_dict(result, verbose)
 
     def predict(
         self,
@@ -272,26 +283,21 @@ class LocateAnythingWorker:
         group_size: Optional[int] = None,
         verbose: bool = True,
     ) -> list[dict]:
-        """Runs `(image, question)` / `(image, question, visual_prompt)` tuples or request dicts."""
+        """Runs `(image, question)` / `(image, question, visual_prompt)` tuples or request dicts together.
+
+        Every row gives the same tokens as `predict` alone; images are encoded once per content, rows on
+        the same image share their prompt prefix's KV cache, and decode steps batch all active rows.
+        `scheduler` and `group_size` (options of the official GPU batch runtime) are accepted and unused."""
         rows = [self._parse_request(item) for item in requests]
-        return [
-            self._predict_standard(
-                row["image"],
-                row["question"],
-                generation_mode,
-                max_new_tokens,
-                temperature,
-                top_p,
-                top_k,
-                repetition_penalty,
-                verbose,
-                visual_prompt=row["visual_prompt"],
-                visual_prompt_box=row["visual_prompt_box"],
-                visual_prompt_box_format=row["visual_prompt_box_format"],
-                replace_text=row["replace_text"],
-            )
-            for row in rows
-        ]
+        batch = []
+        for row in rows:
+            image, question, prompts = self._prepare(row["image"], row["question"], row["visual_prompt"],
+                                                     row["visual_prompt_box"], row["visual_prompt_box_format"],
+                                                     row["replace_text"])
+            batch.append({"image": image, "question": question, "visual_prompts": prompts})
+        options = self._options(generation_mode, max_new_tokens, temperature, top_p, top_k, repetition_penalty, None)
+        results = self.engine.run_batch(batch, **options)
+        return [self._result_dict(r, verbose) for r in results]
 
     # ---- convenience methods for each task (the official prompts) ----
     def detect(self, image, categories: list[str], **kwargs) -> dict:
