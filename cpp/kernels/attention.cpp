@@ -10,6 +10,7 @@
 #include "core/thread_pool.h"
 #include "kernels/gemm.h"
 #include "kernels/linear.h"
+#include "kernels/vmath.h"
 
 namespace la {
 
@@ -23,6 +24,7 @@ void attention_bidirectional(const float* q, const float* k, const float* v, int
   if (L <= 0) return;
   blas_single_threaded();
   const int64_t q_blocks = (L + kQueryBlock - 1) / kQueryBlock;
+  const VmathKernels& vm = vmath();
   ThreadPool* pool = current_pool();
   auto task = [&](int64_t t) {
     const int h = static_cast<int>(t / q_blocks);
@@ -37,14 +39,9 @@ void attention_bidirectional(const float* q, const float* k, const float* v, int
                       kKeyBlock);
       for (int64_t i = 0; i < nq; ++i) {
         float* s = scores.data() + i * kKeyBlock;
-        float m = row_max[i];
-        for (int64_t j = 0; j < nk; ++j) m = std::max(m, s[j]);
-        const float corr = std::exp(row_max[i] - m);
-        float sum = 0.0f;
-        for (int64_t j = 0; j < nk; ++j) {
-          s[j] = std::exp(s[j] - m);
-          sum += s[j];
-        }
+        const float m = std::max(row_max[i], vm.max(s, nk));
+        const float corr = exp_approx(row_max[i] - m);
+        const float sum = vm.exp_sum(s, m, s, nk);
         row_sum[i] = row_sum[i] * corr + sum;
         row_max[i] = m;
         if (corr != 1.0f) {
@@ -72,6 +69,7 @@ void attention_gqa(const float* q, int64_t rows, int64_t ldq, int heads, int kv_
                    const float* k_cache, const float* v_cache, int64_t capacity, const KeyRanges* ranges, float scale,
                    float* out, int64_t ldo) {
   const int group = heads / kv_heads;
+  const VmathKernels& vm = vmath();
   parallel_for(rows * heads, 1, [&](int64_t t0, int64_t t1) {
     std::vector<float> scores;
     std::vector<float> acc(head_dim);
@@ -87,16 +85,9 @@ void attention_gqa(const float* q, int64_t rows, int64_t ldq, int heads, int kv_
       scores.resize(n_a + std::max<int64_t>(n_b, 0));
       auto key_index = [&](int64_t j) { return j < n_a ? j : kr.b_begin + (j - n_a); };
       const int64_t n = static_cast<int64_t>(scores.size());
-      float m = -std::numeric_limits<float>::infinity();
-      for (int64_t j = 0; j < n; ++j) {
-        scores[j] = dot16(qv, kbase + key_index(j) * head_dim, head_dim) * scale;
-        m = std::max(m, scores[j]);
-      }
-      float sum = 0.0f;
-      for (int64_t j = 0; j < n; ++j) {
-        scores[j] = std::exp(scores[j] - m);
-        sum += scores[j];
-      }
+      for (int64_t j = 0; j < n; ++j) scores[j] = dot16(qv, kbase + key_index(j) * head_dim, head_dim) * scale;
+      const float m = vm.max(scores.data(), n);
+      const float sum = vm.exp_sum(scores.data(), m, scores.data(), n);
       std::fill(acc.begin(), acc.end(), 0.0f);
       for (int64_t j = 0; j < n; ++j) {
         const float p = scores[j];

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/thread_pool.h"
+#include "kernels/vmath.h"
 
 namespace la {
 
@@ -42,15 +43,8 @@ void rms_norm(const float* x, int64_t rows, int64_t dim, const float* w, float e
 }
 
 void gelu_tanh(float* x, int64_t n) {
-  const float kBeta = 0.7978845608028654f;  // sqrt(2/pi)
-  const float kKappa = 0.044715f;
-  parallel_for(n, 1 << 14, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      const float v = x[i];
-      const float inner = kBeta * (v + kKappa * v * v * v);
-      x[i] = 0.5f * v * (1.0f + std::tanh(inner));
-    }
-  });
+  const VmathKernels& vm = vmath();
+  parallel_for(n, 1 << 14, [&](int64_t i0, int64_t i1) { vm.gelu_tanh(x + i0, i1 - i0); });
 }
 
 void gelu_erf(float* x, int64_t n) {
@@ -64,13 +58,10 @@ void gelu_erf(float* x, int64_t n) {
 }
 
 void silu_mul(const float* gate_up, int64_t rows, int64_t inter, float* out) {
-  parallel_for(rows * inter, 1 << 14, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      const int64_t r = i / inter, c = i % inter;
-      const float g = gate_up[r * 2 * inter + c];
-      const float u = gate_up[r * 2 * inter + inter + c];
-      out[i] = g / (1.0f + std::exp(-g)) * u;
-    }
+  const VmathKernels& vm = vmath();
+  parallel_for(rows, 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+      vm.silu_mul(gate_up + r * 2 * inter, gate_up + r * 2 * inter + inter, out + r * inter, inter);
   });
 }
 

@@ -1,5 +1,6 @@
 // Row-wise and element-wise float32 kernels: norms, activations, residual adds, rotary embeddings.
-// Plain C++ (the compiler vectorises them); they are a few percent of the run time.
+// Plain C++ (the compiler vectorises them) except the transcendental passes, which go through the
+// dispatched kernels of vmath.h; together they are a few percent of the run time.
 #pragma once
 
 #include <cstdint>
@@ -13,7 +14,7 @@ void layer_norm(const float* x, int64_t rows, int64_t dim, const float* w, const
 // out[r, :] = w * (x[r, :] * rsqrt(mean(x²) + eps)). x, out: [rows, dim] (may alias).
 void rms_norm(const float* x, int64_t rows, int64_t dim, const float* w, float eps, float* out);
 
-// x = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) in place, n elements.
+// x = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) in place, n elements (vmath.h accuracy).
 void gelu_tanh(float* x, int64_t n);
 // x = 0.5·x·(1 + erf(x/√2)) in place, n elements.
 void gelu_erf(float* x, int64_t n);

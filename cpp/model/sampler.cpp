@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "core/thread_pool.h"
+#include "kernels/vmath.h"
 
 namespace la {
 
@@ -21,13 +22,8 @@ struct ByValueDesc {
 };
 
 void softmax_inplace(float* x, int64_t n) {
-  float m = -std::numeric_limits<float>::infinity();
-  for (int64_t i = 0; i < n; ++i) m = std::max(m, x[i]);
-  float sum = 0.0f;
-  for (int64_t i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - m);
-    sum += x[i];
-  }
+  const VmathKernels& vm = vmath();
+  const float sum = vm.exp_sum(x, vm.max(x, n), x, n);
   const float inv = 1.0f / sum;
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
@@ -35,10 +31,10 @@ void softmax_inplace(float* x, int64_t n) {
 // Nucleus filter on one row of logits (in place).
 void top_p_filter(float* logits, int64_t vocab, float top_p) {
   // Softmax normaliser over the full row (the sort does not change the set of values).
-  float m = -std::numeric_limits<float>::infinity();
-  for (int64_t i = 0; i < vocab; ++i) m = std::max(m, logits[i]);
-  float z = 0.0f;
-  for (int64_t i = 0; i < vocab; ++i) z += std::exp(logits[i] - m);
+  const VmathKernels& vm = vmath();
+  const float m = vm.max(logits, vocab);
+  std::vector<float> e(static_cast<size_t>(vocab));
+  const float z = vm.exp_sum(logits, m, e.data(), vocab);
   // Sort only as many candidates as the nucleus needs, growing the candidate set when short.
   std::vector<int32_t> idx(static_cast<size_t>(vocab));
   std::iota(idx.begin(), idx.end(), 0);
@@ -52,7 +48,7 @@ void top_p_filter(float* logits, int64_t vocab, float top_p) {
     int64_t r = 0;
     for (; r < n; ++r) {
       if (r > 0 && cum > top_p) break;
-      cum += std::exp(logits[idx[r]] - m) / z;
+      cum += e[idx[r]] / z;
     }
     if (r < n || cum > top_p || n == vocab) {
       keep = r;
