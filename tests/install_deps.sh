@@ -16,4 +16,4 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 python3 -m pip install -q --upgrade "scikit-build-core>=0.10" "pybind11>=2.12" cmake ninja numpy \
-  pytest pillow tokenizers safetensors
+  pytest pillow tokenizers safetensors nbclient nbformat ipykernel matplotlib

@@ -39,12 +39,19 @@ TEST(AnswerParser, MalformedPiecesAreSkipped) {
            "<box><1><2><3><4>",                           // unterminated
            "<box><1><2><3><4><5></box>",                  // five
            "<box>0</box><box><1><x></box>",               // junk
-           "<ref>unterminated <box><1><2><3><4",          // open ref at the tail
+           "<ref>unterminated <box><1><2><3><4",          // open ref, unterminated box
            "<", "<box>", "<ref>", "</box><box>none", "",  // fragments
        }) {
     EXPECT_NO_THROW(parse_answer(a, 10, 10)) << a;
     EXPECT_TRUE(parse_answer(a, 10, 10).empty()) << a;
   }
+  // An unterminated <ref> does not hide the boxes after it (the official parse_boxes finds them).
+  auto r = parse_answer("<ref><box><240><315><681><980></box><box><1><2><3><4></box>", 1000, 1000);
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].label, "");
+  r = parse_answer("<ref>a</ref><box><1><2><3><4></box><ref>b<box><5><6><7><8></box>", 1000, 1000);
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[1].label, "a");  // "b" never closed: the previous label stays
   // A malformed box does not hide the good one after it.
   auto d = parse_answer("<box><1><2></box><box><1><2><3></box><box><1><2><3><4></box>", 1000, 1000);
   ASSERT_EQ(d.size(), 2u);

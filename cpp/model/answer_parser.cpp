@@ -34,10 +34,15 @@ std::vector<Detection> parse_answer(const std::string& s, int width, int height)
   size_t i = 0;
   while (i < s.size()) {
     if (starts_with(s, i, "<ref>")) {
-      const size_t end = s.find("</ref>", i + 5);
-      if (end == std::string::npos) break;  // unterminated ref at the tail
-      label = s.substr(i + 5, end - i - 5);
-      i = end + 6;
+      // A label is text up to "</ref>" with no tag inside (the evaluation scripts' [^<]+); an
+      // unterminated or empty ref is skipped like any malformed piece, and scanning goes on.
+      const size_t end = s.find('<', i + 5);
+      if (end != std::string::npos && end > i + 5 && starts_with(s, end, "</ref>")) {
+        label = s.substr(i + 5, end - i - 5);
+        i = end + 6;
+      } else {
+        i += 5;
+      }
       continue;
     }
     if (starts_with(s, i, "<box>")) {

@@ -1,8 +1,16 @@
 """`locateanything`: locate objects in images from the shell.
 
-    locateanything --image photo.jpg --task detect --categories person,car
+    locateanything --image photo.jpg --task detect --categories person,car --draw photo-boxes.png
     locateanything --image photos/ --task point --phrase "the red door" --json > out.jsonl
     locateanything --demo            # a tiny random checkpoint: shows the pipeline, answers are meaningless
+
+With --json each image gives one line holding one object with always the same keys, in this order:
+image, width, height (the original image), input_width, input_height (what the model saw: smaller with
+--max-image-side), task, question, generation_mode, answer, boxes ([{label, x1, y1, x2, y2}]), points
+([{label, x, y}]), stop_reason, timings (seconds per stage, token counts, tokens_per_second).
+Box and point coordinates are pixels of the original image, as the official parse_boxes / parse_points
+(no clamping, no reordering). Exit status: 0 if every image ran, 1 if any failed (the others still
+run), 2 for a usage error or when no checkpoint is found.
 """
 from __future__ import annotations
 
@@ -23,64 +31,106 @@ from .models import DOWNLOAD_HINT, ENV_VAR
 
 TASKS = ("detect", "ground-single", "ground-multi", "ground-text", "detect-text", "ground-gui", "point", "raw")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+DEMO_MAX_NEW_TOKENS = 32
+
+
+class UsageError(Exception):
+    """A wrong or missing option: reported with the usage line, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="locateanything",
         description="Locate objects, text, GUI elements and points in images with LocateAnything-3B on the CPU.",
+        epilog="examples:\n"
+               "  locateanything --image photo.jpg --task detect --categories person,car --draw boxes.png\n"
+               "  locateanything --image photos/ --task ground-single --phrase \"the red car\" --json > out.jsonl\n"
+               "  locateanything --demo",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--model", help=f"checkpoint folder or Hugging Face id (default: ${ENV_VAR}, then the HF cache)")
     p.add_argument("--demo", action="store_true", help="use a tiny RANDOM checkpoint made on the fly (meaningless answers)")
-    p.add_argument("--image", action="append", default=[], help="image file or folder (repeatable)")
+    p.add_argument("--image", action="append", default=[], metavar="FILE_OR_FOLDER",
+                   help="image file or folder of images (repeatable)")
     p.add_argument("--task", choices=TASKS, default="detect")
-    p.add_argument("--categories", help="comma-separated categories for --task detect")
-    p.add_argument("--phrase", help="the phrase for ground-*/point/ground-gui tasks")
-    p.add_argument("--prompt", help="free question for --task raw")
-    p.add_argument("--gui-output", choices=("box", "point"), default="box", help="--task ground-gui output type")
+    p.add_argument("--categories", help="comma-separated categories for --task detect, e.g. person,car")
+    p.add_argument("--phrase", help="the phrase for the ground-*, point and ground-gui tasks")
+    p.add_argument("--prompt", help="the whole question for --task raw")
+    p.add_argument("--gui-output", choices=("box", "point"), default="box", help="--task ground-gui answers boxes or points")
     p.add_argument("--generation-mode", choices=("hybrid", "fast", "slow"), default="hybrid")
-    p.add_argument("--max-new-tokens", type=int, default=2048)
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    p.add_argument("--max-new-tokens", type=int, default=None,
+                   help=f"generation limit (default 2048; {DEMO_MAX_NEW_TOKENS} with --demo)")
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default); > 0 samples")
     p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--repetition-penalty", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=0, help="0 = off")
+    p.add_argument("--repetition-penalty", type=float, default=1.0, help="1 = off (the official worker uses 1.1)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (with --temperature > 0)")
+    p.add_argument("--chat-template", choices=("worker", "eval"), default="worker",
+                   help="prompt layout of the official worker or of the evaluation scripts")
     p.add_argument("--threads", type=int, default=0, help="0 = all cores")
     p.add_argument("--quantization", default="none")
-    p.add_argument("--max-image-side", type=int, default=0, help="downscale larger images first (0 = off)")
+    p.add_argument("--max-image-side", type=int, default=0, metavar="PIXELS",
+                   help="downscale images whose longer side is larger first (0 = off); results stay in original pixels")
     p.add_argument("--loop-guard", action="store_true", help="stop runs of identical repeated boxes")
-    p.add_argument("--json", action="store_true", help="one JSON object per image on stdout")
-    p.add_argument("--draw", metavar="OUT.png", help="write the annotated image (a folder when several images)")
+    p.add_argument("--json", action="store_true", help="one JSON object per image on stdout (JSON Lines)")
+    p.add_argument("--draw", metavar="OUT",
+                   help="write the annotated image to OUT (.png/.jpg); with several images or a folder, OUT is a "
+                        "folder that gets one <image name>.png each")
     return p
+
+
+def check_numbers(args) -> None:
+    if args.max_new_tokens is not None and args.max_new_tokens < 1:
+        raise UsageError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
+    if args.threads < 0:
+        raise UsageError(f"--threads must be >= 0 (0 = all cores), got {args.threads}")
+    if args.max_image_side < 0:
+        raise UsageError(f"--max-image-side must be >= 0 (0 = off), got {args.max_image_side}")
+    if not args.temperature >= 0:
+        raise UsageError(f"--temperature must be >= 0 (0 = greedy), got {args.temperature}")
+    if not 0 < args.top_p <= 1:
+        raise UsageError(f"--top-p must be in (0, 1], got {args.top_p}")
+    if args.top_k < 0:
+        raise UsageError(f"--top-k must be >= 0 (0 = off), got {args.top_k}")
+    if not args.repetition_penalty > 0:
+        raise UsageError(f"--repetition-penalty must be > 0 (1 = off), got {args.repetition_penalty}")
 
 
 def question_for(args) -> str:
     if args.task == "detect":
-        if not args.categories:
-            raise SystemExit("error: --task detect needs --categories (e.g. --categories person,car)")
-        cats = [c.strip() for c in args.categories.split(",") if c.strip()]
+        cats = [c.strip() for c in (args.categories or "").split(",") if c.strip()]
+        if not cats:
+            raise UsageError("--task detect needs --categories (e.g. --categories person,car)")
         return _core.task_prompt("detect", _core.join_categories(cats))
     if args.task == "detect-text":
         return _core.task_prompt("detect_text", "")
     if args.task == "raw":
         if not args.prompt:
-            raise SystemExit("error: --task raw needs --prompt")
+            raise UsageError('--task raw needs --prompt (e.g. --prompt "Point to: the red door.")')
         return args.prompt
     if not args.phrase:
-        raise SystemExit(f"error: --task {args.task} needs --phrase")
+        raise UsageError(f'--task {args.task} needs --phrase (e.g. --phrase "the red car")')
     task = {"ground-single": "ground_single", "ground-multi": "ground_multi", "ground-text": "ground_text",
             "point": "point", "ground-gui": "ground_gui_point" if args.gui_output == "point" else "ground_gui"}[args.task]
     return _core.task_prompt(task, args.phrase)
 
 
-def list_images(paths: list[str]) -> list[pathlib.Path]:
-    out = []
+def list_images(paths: list[str]) -> tuple[list[pathlib.Path], bool]:
+    """The image files named or found (sorted, per folder), and whether any path was a folder."""
+    out, had_folder = [], False
     for p in map(pathlib.Path, paths):
+        p = p.expanduser()
         if p.is_dir():
-            out += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
+            had_folder = True
+            found = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise UsageError(f"no images in folder {p} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+            out += found
         elif p.is_file():
             out.append(p)
         else:
-            raise SystemExit(f"error: image not found: {p}")
-    return out
+            raise UsageError(f"image not found: {p}")
+    return out, had_folder
 
 
 def demo_image() -> np.ndarray:
@@ -94,50 +144,144 @@ def demo_image() -> np.ndarray:
 
 
 def shrink(arr: np.ndarray, max_side: int) -> np.ndarray:
+    """`arr` with its longer side at most `max_side` (bicubic, aspect ratio kept); unchanged if it fits."""
     w, h = image_size(arr)
     if max_side <= 0 or max(w, h) <= max_side:
         return arr
     s = max_side / max(w, h)
-    rgb = _core.to_rgb(arr)
-    return _core.resize_bicubic(rgb, max(1, round(w * s)), max(1, round(h * s)))
+    return _core.resize_bicubic(_core.to_rgb(arr), max(1, round(w * s)), max(1, round(h * s)))
+
+
+def rescale(items: list[dict], keys: tuple[str, ...], src: tuple[int, int], dst: tuple[int, int]) -> list[dict]:
+    """Pixels of a src-sized image → pixels of a dst-sized one, exactly as parsing the answer at dst would.
+
+    Answers hold integers 0..1000 relative to the whole image, so each one is recovered and scaled again
+    (v / 1000 · size, the official formula) rather than multiplying floats by a ratio."""
+    out = []
+    for item in items:
+        item = dict(item)
+        for k in keys:
+            i = 0 if k.startswith("x") else 1
+            item[k] = round(item[k] * 1000 / src[i]) / 1000 * dst[i]
+        out.append(item)
+    return out
+
+
+class DrawTarget:
+    """Where --draw writes: one file, or a folder with one PNG per image (names made unique)."""
+
+    def __init__(self, out: str, folder: bool):
+        self.path, self.folder, self.used = pathlib.Path(out).expanduser(), folder, set()
+        try:
+            from PIL import Image
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise UsageError("--draw needs Pillow (pip install pillow)") from exc
+        if not folder:
+            if self.path.suffix.lower() not in Image.registered_extensions():
+                raise UsageError(f"--draw {out}: unknown image type '{self.path.suffix}'; use a name ending in .png or .jpg")
+            if not self.path.parent.is_dir():
+                raise UsageError(f"--draw {out}: folder {self.path.parent} does not exist")
+
+    def for_image(self, name: str) -> pathlib.Path:
+        if not self.folder:
+            return self.path
+        self.path.mkdir(parents=True, exist_ok=True)
+        stem, n = pathlib.Path(name).stem, 1
+        candidate = stem
+        while candidate in self.used:
+            candidate, n = f"{stem}-{n}", n + 1
+        self.used.add(candidate)
+        return self.path / (candidate + ".png")
 
 
 class Progress:
-    """A small tqdm-like bar on stderr, shown only on a terminal."""
+    """A small tqdm-like bar on stderr, shown only on a terminal and for more than one image."""
 
     def __init__(self, total: int):
         self.total, self.done, self.start = total, 0, time.time()
         self.enabled = sys.stderr.isatty() and total > 1
+        self.line = ""
+        self.render("")
+
+    def render(self, name: str) -> None:
+        if not self.enabled:
+            return
+        elapsed = time.time() - self.start
+        eta = f"{elapsed / self.done * (self.total - self.done):6.1f}s" if self.done else "     ?"
+        bar = "#" * int(self.done / self.total * 30)
+        self.line = f"[{bar:<30}] {self.done}/{self.total} {elapsed:6.1f}s eta {eta} {name[:30]}"
+        sys.stderr.write("\r\033[K" + self.line + ("\n" if self.done == self.total else ""))
+        sys.stderr.flush()
+
+    def clear(self) -> None:
+        """Removes the bar before other output (it comes back on the next step)."""
+        if self.enabled and self.done < self.total:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
 
     def step(self, name: str) -> None:
         self.done += 1
-        if not self.enabled:
-            return
-        frac = self.done / self.total
-        elapsed = time.time() - self.start
-        eta = elapsed / self.done * (self.total - self.done)
-        bar = "#" * int(frac * 30)
-        sys.stderr.write(f"\r[{bar:<30}] {self.done}/{self.total} {elapsed:6.1f}s eta {eta:6.1f}s {name[:30]:<30}")
-        if self.done == self.total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+        self.render(name)
 
 
-def record(name: str, result, width: int, height: int) -> dict:
+def record(name: str, result, size: tuple[int, int], args, question: str) -> dict:
+    """The JSON record of one image (key order fixed; see the module docstring)."""
+    boxes = [{"label": b["label"], "x1": b["x1"], "y1": b["y1"], "x2": b["x2"], "y2": b["y2"]} for b in result.boxes]
+    points = [{"label": p["label"], "x": p["x"], "y": p["y"]} for p in result.points]
+    seen = (result.width, result.height)
+    if seen != size:
+        boxes = rescale(boxes, ("x1", "y1", "x2", "y2"), seen, size)
+        points = rescale(points, ("x", "y"), seen, size)
     return {
         "image": name,
-        "width": width,
-        "height": height,
+        "width": size[0],
+        "height": size[1],
+        "input_width": seen[0],
+        "input_height": seen[1],
+        "task": args.task,
+        "question": question,
+        "generation_mode": args.generation_mode,
         "answer": result.answer,
-        "boxes": result.boxes,
-        "points": result.points,
+        "boxes": boxes,
+        "points": points,
         "stop_reason": result.stop_reason,
-        "timings": result.timings,
+        "timings": dict(result.timings),
     }
 
 
+def print_text(rec: dict) -> None:
+    t = rec["timings"]
+    print(f"{rec['image']} ({rec['width']}x{rec['height']}): {rec['answer']}")
+    for b in rec["boxes"]:
+        print(f"  box   {b['label'] or '-':<20} ({b['x1']:.1f}, {b['y1']:.1f}, {b['x2']:.1f}, {b['y2']:.1f})")
+    for p in rec["points"]:
+        print(f"  point {p['label'] or '-':<20} ({p['x']:.1f}, {p['y']:.1f})")
+    print(f"  time: preprocess {t['preprocess']:.3f}s, vision {t['vision']:.3f}s, projector {t['projector']:.3f}s, "
+          f"prefill {t['prefill']:.3f}s, decode {t['decode']:.3f}s ({t['generated_tokens']} tokens, "
+          f"{t['tokens_per_second']:.1f} tok/s, stop: {rec['stop_reason']})", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        # Everything cheap is checked before the (slow) model load.
+        check_numbers(args)
+        question = question_for(args)
+        paths, had_folder = list_images(args.image)
+        sources: list = [(str(p), p) for p in paths]
+        if not sources:
+            if not args.demo:
+                raise UsageError("pass --image FILE_OR_FOLDER (or --demo to try the pipeline)")
+            sources = [("demo-scene.png", demo_image())]
+        target = DrawTarget(args.draw, folder=len(sources) > 1 or had_folder or pathlib.Path(args.draw).is_dir()
+                            or not pathlib.Path(args.draw).suffix) if args.draw else None
+        if args.max_new_tokens is None:
+            args.max_new_tokens = DEMO_MAX_NEW_TOKENS if args.demo else 2048
+    except UsageError as exc:
+        print(f"error: {exc}\n(see: locateanything --help)", file=sys.stderr)
+        return 2
+
     try:
         if args.demo:
             model = demo_checkpoint()
@@ -145,64 +289,60 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
         else:
             model = args.model
-        try:
-            engine = Engine(model, threads=args.threads, quantization=args.quantization)
-        except FileNotFoundError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            if "No LocateAnything checkpoint" not in str(exc):
-                print(DOWNLOAD_HINT, file=sys.stderr)
-            print("(or try the pipeline on a tiny random checkpoint: locateanything --demo)", file=sys.stderr)
-            return 2
-        question = question_for(args)
-        sources: list = list_images(args.image)
-        if not sources:
-            if not args.demo:
-                raise SystemExit("error: pass --image FILE_OR_FOLDER")
-            sources = [("demo-scene.png", demo_image())]
-        if args.demo and args.max_new_tokens == 2048:
-            args.max_new_tokens = 32
-        progress = Progress(len(sources))
-        for src in sources:
-            name, image = (src if isinstance(src, tuple) else (str(src), src))
-            arr = to_array(image)
-            width, height = image_size(arr)
-            result = engine.run(
-                shrink(arr, args.max_image_side), question, generation_mode=args.generation_mode,
-                max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
-                repetition_penalty=args.repetition_penalty, loop_guard=args.loop_guard)
-            # Normalised coordinates refer to the whole image, so they map to the original size.
-            result_record = record(name, result, width, height)
-            if (width, height) != (result.width, result.height):
-                from .worker import LocateAnythingWorker as W
-                result_record["boxes"] = [dict(label=b["label"], **c) for b, c in
-                                          zip(result.boxes, W.parse_boxes(result.answer, width, height))]
-                result_record["points"] = [dict(label=p["label"], **c) for p, c in
-                                           zip(result.points, W.parse_points(result.answer, width, height))]
-            if args.json:
-                print(json.dumps(result_record), flush=True)
-            else:
-                t = result.timings
-                print(f"{name}: {result.answer}")
-                for b in result_record["boxes"]:
-                    print(f"  box   {b['label'] or '-':<20} ({b['x1']:.1f}, {b['y1']:.1f}, {b['x2']:.1f}, {b['y2']:.1f})")
-                for p in result_record["points"]:
-                    print(f"  point {p['label'] or '-':<20} ({p['x']:.1f}, {p['y']:.1f})")
-                print(f"  time: preprocess {t['preprocess']:.3f}s, vision {t['vision']:.3f}s, projector "
-                      f"{t['projector']:.3f}s, prefill {t['prefill']:.3f}s, decode {t['decode']:.3f}s "
-                      f"({t['generated_tokens']} tokens, {t['tokens_per_second']:.1f} tok/s, stop: {result.stop_reason})")
-            if args.draw:
-                from .viz import draw
-
-                out = pathlib.Path(args.draw)
-                if len(sources) > 1:
-                    out.mkdir(parents=True, exist_ok=True)
-                    out = out / (pathlib.Path(name).stem + ".png")
-                draw(arr, result_record).save(out)
-            progress.step(pathlib.Path(name).name)
-        return 0
-    except (ValueError, RuntimeError, FileNotFoundError) as exc:
+        engine = Engine(model, threads=args.threads, quantization=args.quantization)
+    except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if DOWNLOAD_HINT not in str(exc):
+            print(DOWNLOAD_HINT, file=sys.stderr)
+        print("(or try the pipeline on a tiny random checkpoint: locateanything --demo)", file=sys.stderr)
+        return 2
+    except (ValueError, RuntimeError, OSError) as exc:
+        print(f"error: cannot load the model: {exc}", file=sys.stderr)
         return 1
+
+    failed = 0
+    progress = Progress(len(sources))
+    try:
+        for name, src in sources:
+            try:
+                arr = to_array(src)
+                size = image_size(arr)
+                result = engine.run(
+                    shrink(arr, args.max_image_side), question, generation_mode=args.generation_mode,
+                    max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
+                    top_k=args.top_k, repetition_penalty=args.repetition_penalty, seed=args.seed,
+                    loop_guard=args.loop_guard, chat_template=args.chat_template)
+                rec = record(name, result, size, args, question)
+                progress.clear()
+                if args.json:
+                    print(json.dumps(rec), flush=True)
+                else:
+                    print_text(rec)
+                if target is not None:
+                    from .viz import draw
+
+                    out = target.for_image(name)
+                    draw(arr, rec).save(out)
+                    if not args.json:
+                        print(f"  drawn: {out}", flush=True)
+            except BrokenPipeError:
+                raise
+            except (ValueError, RuntimeError, OSError) as exc:
+                failed += 1
+                progress.clear()
+                print(f"error: {name}: {exc}", file=sys.stderr, flush=True)
+            progress.step(pathlib.Path(name).name)
+    except KeyboardInterrupt:
+        progress.clear()
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `locateanything ... --json | head -1`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    if failed:
+        print(f"error: {failed} of {len(sources)} images failed", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

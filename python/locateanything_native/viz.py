@@ -1,5 +1,7 @@
-"""Drawing results onto images with Pillow (labels, boxes, points)."""
+"""Drawing results onto images with Pillow: a translucent box per detection, its label, a dot per point."""
 from __future__ import annotations
+
+import re
 
 import numpy as np
 
@@ -7,41 +9,126 @@ from .images import to_array
 
 _COLORS = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240),
            (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128)]
+# A ref's label applies to every box after it until the next ref (as the engine's parser).
+_ITEM_RE = re.compile(r"<ref>(.*?)</ref>|<box><(\d+)><(\d+)>(?:<(\d+)><(\d+)>)?</box>")
 
 
-def _items(result):
+def _from_answer(answer: str, width: int, height: int) -> tuple[list, list]:
+    boxes, points, label = [], [], ""
+    for m in _ITEM_RE.finditer(answer):
+        if m.group(1) is not None:
+            label = m.group(1)
+            continue
+        v = [int(g) for g in m.groups()[1:] if g is not None]
+        if len(v) == 4:
+            boxes.append({"label": label, "x1": v[0] / 1000 * width, "y1": v[1] / 1000 * height,
+                          "x2": v[2] / 1000 * width, "y2": v[3] / 1000 * height})
+        else:
+            points.append({"label": label, "x": v[0] / 1000 * width, "y": v[1] / 1000 * height})
+    return boxes, points
+
+
+def _items(result, width: int, height: int) -> tuple[list, list]:
+    """Boxes and points in pixels of the width × height image being drawn on."""
     if isinstance(result, dict):
-        return result.get("boxes", []), result.get("points", [])
-    return result.boxes, result.points
+        if "boxes" in result or "points" in result:
+            boxes, points = list(result.get("boxes", [])), list(result.get("points", []))
+        elif "extracted_predictions" in result:  # an official evaluation record: {label: [[x1,y1,x2,y2] | [x,y]]}
+            boxes, points = [], []
+            for label, coords in result["extracted_predictions"].items():
+                for c in coords:
+                    if len(c) == 4:
+                        boxes.append({"label": label, "x1": c[0], "y1": c[1], "x2": c[2], "y2": c[3]})
+                    elif len(c) == 2:
+                        points.append({"label": label, "x": c[0], "y": c[1]})
+        elif "answer" in result:  # a worker dict: the answer is normalised, so the drawn image's size applies
+            return _from_answer(result["answer"], width, height)
+        else:
+            raise ValueError("result dict needs 'boxes'/'points', 'answer' or 'extracted_predictions'")
+        src_w, src_h = result.get("width"), result.get("height")
+    elif hasattr(result, "boxes") and hasattr(result, "points"):
+        boxes, points = list(result.boxes), list(result.points)
+        src_w, src_h = getattr(result, "width", None), getattr(result, "height", None)
+    else:
+        raise ValueError(f"cannot draw a {type(result).__name__}: pass an engine Result, a CLI record or a worker dict")
+    # A result made on a resized copy of this image is scaled to it (coordinates are relative to the whole image).
+    if src_w and src_h and (src_w, src_h) != (width, height):
+        sx, sy = width / src_w, height / src_h
+        boxes = [{**b, "x1": b["x1"] * sx, "x2": b["x2"] * sx, "y1": b["y1"] * sy, "y2": b["y2"] * sy} for b in boxes]
+        points = [{**p, "x": p["x"] * sx, "y": p["y"] * sy} for p in points]
+    return boxes, points
 
 
-def draw(image, result, width: int = 3, radius: int = 6):
-    """An annotated copy of `image` (PIL image, array or path) as a PIL RGB image.
+def _font(size: int):
+    from PIL import ImageFont
 
-    `result` is an engine Result, a CLI JSON record, or a dict with "boxes" ({x1,y1,x2,y2[,label]}) and
-    "points" ({x,y[,label]}) in pixels of `image`."""
+    try:
+        return ImageFont.load_default(size=size)  # Pillow >= 10.1: a scalable font
+    except TypeError:
+        return ImageFont.load_default()
+
+
+def _rgb_image(image):
+    from PIL import Image
+
+    if type(image).__module__.startswith("PIL.") and hasattr(image, "convert") and image.mode == "RGB":
+        return image.copy()
+    arr = to_array(image)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    elif arr.shape[2] == 4:  # RGBA onto white, as the model sees it
+        a = arr[..., 3:4].astype(np.float32) / 255.0
+        arr = (arr[..., :3] * a + 255.0 * (1.0 - a) + 0.5).astype(np.uint8)
+    return Image.fromarray(np.ascontiguousarray(arr[..., :3]))
+
+
+def draw(image, result, width: int | None = None, radius: int | None = None, fill_alpha: int = 60,
+         labels: bool = True):
+    """An annotated copy of `image` (PIL image, numpy array or path) as a PIL RGB image of the same size.
+
+    `result` is an engine `Result`, a CLI `--json` record (or any dict with "boxes" `{x1, y1, x2, y2[, label]}`
+    and "points" `{x, y[, label]}` in pixels), a worker dict `{"answer": ...}` (parsed against this image's
+    size), or an official evaluation record with "extracted_predictions". When the result says which size it
+    was made at ("width"/"height") and that differs from `image`, coordinates are scaled to `image`.
+    Each label gets its own colour; boxes get an outline, a translucent fill (`fill_alpha` 0..255) and a
+    label tag; points a dot. `width` / `radius` default to sizes that suit the image.
+    """
     from PIL import Image, ImageDraw
 
-    arr = to_array(image)
-    rgb = arr[..., :3] if arr.ndim == 3 else np.repeat(arr[..., None], 3, axis=2)
-    img = Image.fromarray(np.ascontiguousarray(rgb)).convert("RGB")
-    canvas = ImageDraw.Draw(img)
-    boxes, points = _items(result)
-    labels = sorted({b.get("label", "") for b in boxes} | {p.get("label", "") for p in points})
-    color = {lab: _COLORS[i % len(_COLORS)] for i, lab in enumerate(labels)}
+    img = _rgb_image(image)
+    w, h = img.size
+    boxes, points = _items(result, w, h)
+    line = width if width is not None else max(2, round(min(w, h) / 250))
+    dot = radius if radius is not None else max(4, round(min(w, h) / 90))
+    font = _font(max(10, min(24, round(min(w, h) / 40))))
+    names = sorted({str(b.get("label", "")) for b in boxes} | {str(p.get("label", "")) for p in points})
+    color = {name: _COLORS[i % len(_COLORS)] for i, name in enumerate(names)}
+
+    overlay = Image.new("RGBA", img.size, (0, 0, 0, 0))
+    canvas = ImageDraw.Draw(overlay)
+    tags = []
     for b in boxes:
-        c = color[b.get("label", "")]
-        x1, x2 = sorted((b["x1"], b["x2"]))
-        y1, y2 = sorted((b["y1"], b["y2"]))
-        canvas.rectangle([x1, y1, x2, y2], outline=c, width=width)
-        if b.get("label"):
-            tw = canvas.textlength(b["label"])
-            canvas.rectangle([x1, max(0, y1 - 12), x1 + tw + 4, y1], fill=c)
-            canvas.text((x1 + 2, max(0, y1 - 12)), b["label"], fill=(255, 255, 255))
+        c = color[str(b.get("label", ""))]
+        x1, x2 = sorted((float(b["x1"]), float(b["x2"])))
+        y1, y2 = sorted((float(b["y1"]), float(b["y2"])))
+        x1, x2 = max(0.0, min(x1, w - 1.0)), max(0.0, min(x2, w - 1.0))
+        y1, y2 = max(0.0, min(y1, h - 1.0)), max(0.0, min(y2, h - 1.0))
+        canvas.rectangle([x1, y1, x2, y2], fill=c + (fill_alpha,), outline=c + (255,), width=line)
+        if labels and b.get("label"):
+            tags.append((x1, y1, y2, str(b["label"]), c))
     for p in points:
-        c = color[p.get("label", "")]
-        canvas.ellipse([p["x"] - radius, p["y"] - radius, p["x"] + radius, p["y"] + radius], fill=c,
-                       outline=(255, 255, 255))
-        if p.get("label"):
-            canvas.text((p["x"] + radius + 2, p["y"] - radius), p["label"], fill=c)
-    return img
+        c = color[str(p.get("label", ""))]
+        x, y = float(p["x"]), float(p["y"])
+        canvas.ellipse([x - dot, y - dot, x + dot, y + dot], fill=c + (255,), outline=(255, 255, 255, 255),
+                       width=max(1, dot // 3))
+        if labels and p.get("label"):
+            canvas.text((x + dot + 2, y - dot), str(p["label"]), fill=c + (255,), font=font)
+    # Tags last, so a box drawn later never hides a label.
+    for x1, y1, y2, text, c in tags:
+        left, top, right, bottom = canvas.textbbox((0, 0), text, font=font)
+        tw, th = right - left + 6, bottom - top + 4
+        ty = y1 - th if y1 - th >= 0 else min(y1, h - th)  # above the box, or inside it at the top edge
+        canvas.rectangle([x1, ty, x1 + tw, ty + th], fill=c + (255,))
+        canvas.text((x1 + 3 - left, ty + 2 - top), text, fill=(255, 255, 255, 255), font=font)
+    return Image.alpha_composite(img.convert("RGBA"), overlay).convert("RGB")
+
