@@ -1,0 +1,1 @@
+"""Import shim (unused by the image path)."""
