@@ -259,7 +259,9 @@ std::vector<QueryResult> Engine::run_batch(const std::vector<Query>& queries,
   while (!active.empty()) {
     Stopwatch sw;
     std::vector<Decoder::Chunk> chunks;
-    for (size_t b : active) {
+    std::vector<StepTiming> step(active.size());
+    for (size_t i = 0; i < active.size(); ++i) {
+      const size_t b = active[i];
       Row& row = rows[b];
       const Generation::Plan& plan = row.gen->plan();
       row.logits.resize(static_cast<size_t>(plan.n_logit_rows * cfg_.text.vocab));
@@ -278,6 +280,8 @@ std::vector<QueryResult> Engine::run_batch(const std::vector<Query>& queries,
       ch.n_logit_rows = plan.n_logit_rows;
       ch.logits = row.logits.data();
       chunks.push_back(ch);
+      step[i].q_len = ch.q;
+      step[i].mtp = plan.window > 0;
     }
     decoder_->forward(chunks);
     std::vector<size_t> still;
@@ -288,9 +292,12 @@ std::vector<QueryResult> Engine::run_batch(const std::vector<Query>& queries,
       if (!row.gen->done()) still.push_back(b);
     }
     const double seconds = sw.seconds();
-    for (size_t b : active) {
+    for (size_t i = 0; i < active.size(); ++i) {
+      const size_t b = active[i];
       (rows[b].first ? res[b].timings.prefill : res[b].timings.decode) += seconds;
       rows[b].first = false;
+      step[i].seconds = seconds;
+      res[b].steps.push_back(step[i]);
     }
     active.swap(still);
   }

@@ -42,6 +42,13 @@ struct Timings {
   double tokens_per_second() const { return decode + prefill > 0 ? generated_tokens / (prefill + decode) : 0; }
 };
 
+// One forward pass of the decode loop, as the row saw it (in a batch the pass is shared).
+struct StepTiming {
+  int64_t q_len = 0;  // rows of this query's chunk
+  bool mtp = false;
+  double seconds = 0;
+};
+
 struct Query {
   std::vector<ImageU8> images;  // image 1, then optional visual-prompt images
   std::string question;         // the text after the image (task prompt or free question)
@@ -55,6 +62,7 @@ struct QueryResult {
   std::vector<std::pair<std::string, std::string>> history;  // (ar|mtp, decoded tokens) per forward
   std::vector<Detection> detections;  // in pixels of images[0]
   Timings timings;
+  std::vector<StepTiming> steps;  // every forward pass, in order (the first is the prefill)
   int width = 0, height = 0;
 };
 

@@ -130,6 +130,13 @@ void register_engine(::py::module_& m) {
       .def_property_readonly("switch_to_ar", [](const QueryResult& r) { return r.generation.switch_to_ar; })
       .def_property_readonly("loop_guard_fired", [](const QueryResult& r) { return r.generation.loop_guard_fired; })
       .def_readonly("history", &QueryResult::history)
+      .def_property_readonly("step_times",
+                             [](const QueryResult& r) {
+                               ::py::list out;
+                               for (const StepTiming& s : r.steps) out.append(::py::make_tuple(s.q_len, s.mtp, s.seconds));
+                               return out;
+                             },
+                             "(chunk rows, is_mtp, seconds) of every forward pass, in order")
       .def_property_readonly("steps", [](const QueryResult& r) { return steps_list(r.generation.steps); })
       .def_property_readonly("boxes", [](const QueryResult& r) { return detections_list(r.detections, Detection::Kind::Box); })
       .def_property_readonly("points",
