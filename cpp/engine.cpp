@@ -4,16 +4,27 @@
 #include <algorithm>
 #include <unordered_map>
 
+#include <sys/stat.h>
+
+#include <cctype>
+#include <cstdlib>
+#include <filesystem>
+
 #include "core/error.h"
+#include "io/files.h"
 #include "core/timer.h"
 #include "kernels/gemm.h"
 
 namespace la {
 
+namespace {
+// Bumped whenever the packed tile layout changes, so stale caches are rebuilt.
+const char* const kPackedFormatVersion = "la-packed-1";
+}  // namespace
+
 Engine::Engine(const EngineOptions& options) : options_(options) {
   Stopwatch sw;
-  LA_CHECK(options.quantization == "none", InvalidArgument, "quantization='", options.quantization,
-           "' is not available; use quantization='none' (float32 compute from the checkpoint's weights)");
+  const QuantPlan plan = QuantPlan::from_name(options.quantization);
   LA_CHECK(options.threads >= 0, InvalidArgument, "threads must be >= 0 (0 = all cores), got ", options.threads);
   blas_single_threaded();
   pool_ = std::make_unique<ThreadPool>(options.threads);
@@ -24,11 +35,30 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
   check_token_ids();
   if (cfg_.model_max_length == 0) cfg_.model_max_length = tokenizer_.model_max_length();
   weights_ = std::make_unique<WeightStore>(WeightStore::open(options.model_dir));
-  LA_CHECK(cfg_.quantization.method.empty(), InvalidArgument, "this checkpoint is quantised (",
-           cfg_.quantization.method, "); quantised checkpoints need quantization='int4'");
   vision_ = std::make_unique<VisionTower>(cfg_.vision, *weights_);
   projector_ = std::make_unique<Projector>(cfg_.vision, cfg_.text, *weights_);
-  decoder_ = std::make_unique<Decoder>(cfg_.text, *weights_);
+  // Quantised decoders come from a packed cache when one matches this checkpoint and plan.
+  std::unique_ptr<WeightStore> packed;
+  if (plan.any() && options.packed_cache != "off") {
+    packed_cache_path_ = packed_cache_path(options, plan);
+    packed = open_packed_cache(packed_cache_path_, checkpoint_fingerprint());
+  }
+  WeightLoader loader(*weights_, cfg_.quantization, plan, packed.get());
+  decoder_ = std::make_unique<Decoder>(cfg_.text, *weights_, loader);
+  for (const std::string& n : loader.notes()) notes_.push_back(n);
+  if (!loader.new_blobs().empty() && !packed_cache_path_.empty()) {
+    try {
+      write_safetensors(packed_cache_path_, loader.new_blobs(),
+                        {{"fingerprint", checkpoint_fingerprint()}, {"plan", plan.tag()}, {"format", kPackedFormatVersion}});
+      notes_.push_back("wrote the packed weight cache " + packed_cache_path_);
+    } catch (const RuntimeError& e) {
+      notes_.push_back(std::string("could not write the packed weight cache: ") + e.what());
+    }
+  } else if (packed) {
+    notes_.push_back("loaded packed weights from " + packed_cache_path_);
+  }
+  packed_ = std::move(packed);
+  quant_tag_ = plan.tag();
   if (decoder_->tied_head_max_diff() > 0.0f)
     notes_.push_back(str_cat("the checkpoint stores language_model.lm_head.weight, which differs from the tied "
                              "embedding by up to ", decoder_->tied_head_max_diff(),
@@ -37,6 +67,50 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
 }
 
 Engine::~Engine() = default;
+
+std::string Engine::checkpoint_fingerprint() const {
+  // Size and modification time of every weight file: cheap, and changes whenever a file does.
+  std::string fp;
+  for (const std::string& f : weights_->files()) {
+    struct stat st;
+    if (::stat(f.c_str(), &st) == 0)
+      fp += str_cat(f, ":", static_cast<int64_t>(st.st_size), ":", static_cast<int64_t>(st.st_mtime), ";");
+  }
+  return str_cat(std::hash<std::string>{}(fp));
+}
+
+std::string Engine::packed_cache_path(const EngineOptions& options, const QuantPlan& plan) const {
+  if (!options.packed_cache.empty()) return options.packed_cache;
+  std::string base;
+  if (const char* env = std::getenv("LOCATEANYTHING_CACHE")) {
+    base = env;
+  } else if (const char* home = std::getenv("HOME")) {
+    base = std::string(home) + "/.cache/locateanything_native";
+  } else {
+    return "";
+  }
+  base += "/packed";
+  std::filesystem::create_directories(base);
+  char abs[4096];
+  const std::string dir = ::realpath(options.model_dir.c_str(), abs) ? std::string(abs) : options.model_dir;
+  std::string name = dir.substr(dir.find_last_of('/') + 1);
+  for (char& c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') c = '_';
+  return str_cat(base, "/", name, "-", std::hash<std::string>{}(dir) % 1000000007, "-", plan.tag(), ".safetensors");
+}
+
+std::unique_ptr<WeightStore> Engine::open_packed_cache(const std::string& path, const std::string& fingerprint) {
+  if (path.empty() || !file_exists(path)) return nullptr;
+  try {
+    auto ws = std::make_unique<WeightStore>(WeightStore::open_files({path}));
+    // A cache made from other weight files (or an older layout) is ignored and rebuilt.
+    if (ws->metadata("fingerprint") != fingerprint || ws->metadata("format") != kPackedFormatVersion) return nullptr;
+    return ws;
+  } catch (const std::exception& e) {
+    notes_.push_back(str_cat("ignored an unreadable packed cache ", path, ": ", e.what()));
+    return nullptr;
+  }
+}
 
 void Engine::check_token_ids() {
   auto require = [&](const char* token) {
@@ -67,6 +141,17 @@ void Engine::check_token_ids() {
 
 size_t Engine::weight_bytes() const {
   return vision_->weight_bytes() + projector_->weight_bytes() + decoder_->weight_bytes();
+}
+
+std::vector<float> Engine::decoder_weight(const std::string& name, int64_t* out, int64_t* in) const {
+  const LinearWeight* w = decoder_->linear(name);
+  LA_CHECK(w, InvalidArgument, "no decoder matrix named '", name,
+           "' (e.g. language_model.model.layers.0.self_attn.q_proj, language_model.model.embed_tokens)");
+  std::vector<float> v(static_cast<size_t>(w->out * w->in));
+  w->to_float(v.data());
+  *out = w->out;
+  *in = w->in;
+  return v;
 }
 
 PixelValues Engine::preprocess(const ImageU8& image) const {
@@ -285,11 +370,13 @@ std::vector<QueryResult> Engine::run_batch(const std::vector<Query>& queries,
     }
     decoder_->forward(chunks);
     std::vector<size_t> still;
-    for (size_t b : active) {
-      Row& row = rows[b];
+    for (size_t i = 0; i < active.size(); ++i) {
+      Row& row = rows[active[i]];
+      const size_t before = row.gen->result().tokens.size();
       row.cache.truncate(row.gen->plan_keep_length());
       row.gen->consume(row.logits.data());
-      if (!row.gen->done()) still.push_back(b);
+      step[i].committed = static_cast<int64_t>(row.gen->result().tokens.size() - before);
+      if (!row.gen->done()) still.push_back(active[i]);
     }
     const double seconds = sw.seconds();
     for (size_t i = 0; i < active.size(); ++i) {

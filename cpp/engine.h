@@ -29,7 +29,12 @@ namespace la {
 struct EngineOptions {
   std::string model_dir;
   int threads = 0;                     // 0 = all hardware threads
-  std::string quantization = "none";   // "none": float32 compute from the checkpoint's weights
+  // "none" (float32 compute from the checkpoint's weights: the exact path), "int8", "int4" (decoder
+  // linears in Q4 blocks of 32, INT4 embedding table, Q8 output head) or "int4-b128".
+  std::string quantization = "int4";
+  // Packed weight cache for quantised loads: "" = the user cache dir ($LOCATEANYTHING_CACHE or
+  // ~/.cache/locateanything_native/packed), "off", or an explicit file path.
+  std::string packed_cache;
   size_t vision_cache_bytes = 0;       // keep image encodings across calls (0 = per call only)
 };
 
@@ -47,6 +52,7 @@ struct StepTiming {
   int64_t q_len = 0;  // rows of this query's chunk
   bool mtp = false;
   double seconds = 0;
+  int64_t committed = 0;  // tokens this pass added to the answer
 };
 
 struct Query {
@@ -102,17 +108,31 @@ class Engine {
   double load_seconds() const { return load_seconds_; }
   // Human-readable notes from loading (e.g. a stored lm_head that differs from the embedding).
   const std::vector<std::string>& load_notes() const { return notes_; }
+  const std::string& packed_cache_file() const { return packed_cache_path_; }
+  // How the decoder is held ("float", "q4_32-emb4-head8", ...).
+  const std::string& quantization_tag() const { return quant_tag_; }
   size_t weight_bytes() const;
+  const VisionTower& vision() const { return *vision_; }
+  const Projector& projector() const { return *projector_; }
+  const Decoder& decoder() const { return *decoder_; }
+  // A decoder matrix as float32 [out, in] (dequantised when quantised), by checkpoint name.
+  std::vector<float> decoder_weight(const std::string& name, int64_t* out, int64_t* in) const;
   std::string decode_tokens(const std::vector<int32_t>& ids) const { return tokenizer_.decode(ids); }
 
  private:
   void check_token_ids();
+  std::string checkpoint_fingerprint() const;
+  std::string packed_cache_path(const EngineOptions& options, const QuantPlan& plan) const;
+  std::unique_ptr<WeightStore> open_packed_cache(const std::string& path, const std::string& fingerprint);
   std::shared_ptr<const EncodedImage> encode(const ImageU8& image, Timings* timings) const;
 
   EngineOptions options_;
   ModelConfig cfg_;
   Tokenizer tokenizer_;
   std::unique_ptr<WeightStore> weights_;
+  std::unique_ptr<WeightStore> packed_;  // mapped packed cache (quantised loads)
+  std::string packed_cache_path_;
+  std::string quant_tag_ = "float";
   std::unique_ptr<VisionTower> vision_;
   std::unique_ptr<Projector> projector_;
   std::unique_ptr<Decoder> decoder_;

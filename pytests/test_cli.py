@@ -230,6 +230,11 @@ def test_bad_arguments_exit_nonzero(fixtures_dir, tmp_path):
     r = run_cli(["--model", str(fixtures_dir / "tiny-a"), "--categories", "a"])
     assert r.returncode == 2 and "--image" in r.stderr
     r = run_cli(["--model", str(fixtures_dir / "tiny-a"), "--image", img, "--categories", "a", "--quantization", "q9"])
+    assert r.returncode == 2 and "invalid choice" in r.stderr and "Traceback" not in r.stderr
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text("{ not json")
+    r = run_cli(["--model", str(broken), "--image", img, "--categories", "a"])
     assert r.returncode == 1 and "cannot load the model" in r.stderr and "Traceback" not in r.stderr
 
 

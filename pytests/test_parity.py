@@ -19,12 +19,12 @@ LOGIT_TOL = 1e-4
 
 @pytest.fixture(scope="module")
 def engine(fixtures_dir):
-    return la.Engine(str(fixtures_dir / "tiny-a"), threads=2)
+    return la.Engine(str(fixtures_dir / "tiny-a"), threads=2, quantization="none")
 
 
 @pytest.fixture(scope="module")
 def worker(fixtures_dir):
-    return la.LocateAnythingWorker(str(fixtures_dir / "tiny-a"), threads=2, print_stats=False)
+    return la.LocateAnythingWorker(str(fixtures_dir / "tiny-a"), threads=2, print_stats=False, quantization="none")
 
 
 def cases(fixtures_dir):

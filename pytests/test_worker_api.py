@@ -184,7 +184,8 @@ def test_loop_guard_is_opt_in_and_reported(fixtures_dir):
     meta = __import__("json").loads((fixtures_dir / "tiny-a" / "cases" / "img0_640x360__point.json").read_text())
     gold = meta["runs"]["greedy"]["hybrid"]["answer"]  # ten identical boxes until the token cap
     image = PIL.open(fixtures_dir / "images" / "img0_640x360.png")
-    guarded = LocateAnythingWorker(str(fixtures_dir / "tiny-a"), print_stats=False, loop_guard=True)
+    guarded = LocateAnythingWorker(str(fixtures_dir / "tiny-a"), print_stats=False, loop_guard=True,
+                                   quantization="none")
     out = guarded.point(image, "the circle", generation_mode="hybrid", max_new_tokens=64, temperature=0, top_p=1.0,
                         repetition_penalty=1.0)
     assert "loop_guard=stopped" in out["stats"]

@@ -133,10 +133,11 @@ void register_engine(::py::module_& m) {
       .def_property_readonly("step_times",
                              [](const QueryResult& r) {
                                ::py::list out;
-                               for (const StepTiming& s : r.steps) out.append(::py::make_tuple(s.q_len, s.mtp, s.seconds));
+                               for (const StepTiming& s : r.steps)
+                                 out.append(::py::make_tuple(s.q_len, s.mtp, s.seconds, s.committed));
                                return out;
                              },
-                             "(chunk rows, is_mtp, seconds) of every forward pass, in order")
+                             "(chunk rows, is_mtp, seconds, tokens committed) of every forward pass, in order")
       .def_property_readonly("steps", [](const QueryResult& r) { return steps_list(r.generation.steps); })
       .def_property_readonly("boxes", [](const QueryResult& r) { return detections_list(r.detections, Detection::Kind::Box); })
       .def_property_readonly("points",
@@ -156,17 +157,18 @@ void register_engine(::py::module_& m) {
 
   ::py::class_<Engine>(m, "Engine", "A loaded LocateAnything checkpoint; load once, run many queries.")
       .def(::py::init([](const std::string& model_dir, int threads, const std::string& quantization,
-                         size_t vision_cache_bytes) {
+                         size_t vision_cache_bytes, const std::string& packed_cache) {
              EngineOptions o;
              o.model_dir = model_dir;
              o.threads = threads;
              o.quantization = quantization;
              o.vision_cache_bytes = vision_cache_bytes;
+             o.packed_cache = packed_cache;
              ::py::gil_scoped_release release;
              return std::make_unique<Engine>(o);
            }),
-           ::py::arg("model_dir"), ::py::arg("threads") = 0, ::py::arg("quantization") = "none",
-           ::py::arg("vision_cache_bytes") = 0)
+           ::py::arg("model_dir"), ::py::arg("threads") = 0, ::py::arg("quantization") = "int4",
+           ::py::arg("vision_cache_bytes") = 0, ::py::arg("packed_cache") = "")
       .def(
           "run",
           [](Engine& e, const ::py::list& images, const std::string& question, const std::string& generation_mode,
@@ -304,12 +306,41 @@ void register_engine(::py::module_& m) {
           },
           ::py::arg("input_ids"), ::py::arg("image_rows") = ::py::none(), ::py::arg("last_n") = 1,
           "Causal forward of input_ids (image rows spliced at <IMG_CONTEXT>); logits of the last rows.")
+      .def(
+          "decoder_weight",
+          [](const Engine& e, const std::string& name) {
+            int64_t out = 0, in = 0;
+            std::vector<float> w;
+            {
+              ::py::gil_scoped_release release;
+              w = e.decoder_weight(name, &out, &in);
+            }
+            return to_numpy(std::move(w), {out, in});
+          },
+          ::py::arg("name"), "A decoder matrix as float32 [out, in], dequantised exactly when quantised.")
       .def("encode", [](const Engine& e, const std::string& text) { return e.tokenizer().encode(text); })
       .def("decode", [](const Engine& e, const std::vector<int32_t>& ids) { return e.tokenizer().decode(ids); })
       .def_property_readonly("load_seconds", &Engine::load_seconds)
       .def_property_readonly("threads", [](const Engine& e) { return e.pool().size(); })
       .def_property_readonly("notes", &Engine::load_notes)
+      .def_property_readonly("quantization", &Engine::quantization_tag)
+      .def_property_readonly("packed_cache_file", &Engine::packed_cache_file)
       .def_property_readonly("weight_bytes", &Engine::weight_bytes)
+      .def(
+          "memory_report",
+          [](const Engine& e) {
+            ::py::dict d;
+            d["vision"] = e.vision().weight_bytes();
+            d["projector"] = e.projector().weight_bytes();
+            d["decoder_linears"] = e.decoder().linear_bytes();
+            d["embedding"] = e.decoder().embedding_bytes();
+            d["head"] = e.decoder().head_bytes();
+            d["decode_streamed_per_step"] = e.decoder().streamed_bytes_per_step();
+            const TextConfig& t = e.config().text;
+            d["kv_cache_per_token"] = static_cast<int64_t>(t.layers) * 2 * t.kv_heads * t.head_dim() * 4;
+            return d;
+          },
+          "Weight bytes by part, the bytes a decode step streams, and KV-cache bytes per token.")
       .def_property_readonly("image_token_id", [](const Engine& e) { return e.config().ids.image_context; })
       .def_property_readonly("vocab_size", [](const Engine& e) { return e.config().text.vocab; })
       .def_property_readonly("model_max_length", [](const Engine& e) { return e.config().model_max_length; });

@@ -21,3 +21,22 @@ LA_ISA=scalar "$build_dir/tests/la_tests" --gtest_brief=1 --gtest_filter='-Model
 
 echo "== pytest =="
 python3 -m pytest -q pytests
+
+# Reliability: the GoogleTest suite under AddressSanitizer + UndefinedBehaviorSanitizer (a separate
+# build; any report fails the run), then a short libFuzzer run of each parser (tests/fuzz/run_fuzz.sh
+# runs longer: bash tests/fuzz/run_fuzz.sh 600).
+step_start=$SECONDS
+echo "== GoogleTest under ASan+UBSan =="
+generator=(); command -v ninja >/dev/null && generator=(-G Ninja)
+cmake -S . -B build-asan "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DLA_SANITIZE=ON -DLA_BUILD_PYTHON=OFF >/dev/null
+cmake --build build-asan -j 2
+echo "(sanitizer build: $((SECONDS - step_start)) s)"
+mkdir -p build-asan/test_tmp
+LA_TEST_TMP="$PWD/build-asan/test_tmp" ASAN_OPTIONS=detect_leaks=1 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 build-asan/tests/la_tests --gtest_brief=1
+echo "(sanitizer build and run: $((SECONDS - step_start)) s)"
+
+step_start=$SECONDS
+echo "== fuzzing (25 s per target) =="
+bash tests/fuzz/run_fuzz.sh 25
+echo "(fuzz build and run: $((SECONDS - step_start)) s)"

@@ -70,6 +70,13 @@ TEST(Config, NamedErrors) {
             std::string::npos);
 }
 
+TEST(Config, DeeplyNestedJsonIsAnErrorNotACrash) {
+  const std::string dir = test::temp_dir("cfg_nested");
+  std::ofstream(dir + "/config.json") << "{\"vision_config\": " << std::string(1000000, '[')
+                                      << std::string(1000000, ']') << "}";
+  EXPECT_THROW(load_model_config(dir), RuntimeError);
+}
+
 TEST(Config, MissingOrInvalidFiles) {
   EXPECT_THROW(load_model_config("/nonexistent"), FileNotFound);
   const std::string dir = test::temp_dir("cfg_none");

@@ -46,7 +46,8 @@ TinyModel& tiny() {
     t->ws = std::make_unique<WeightStore>(WeightStore::open(dir));
     t->vision = std::make_unique<VisionTower>(t->cfg.vision, *t->ws);
     t->projector = std::make_unique<Projector>(t->cfg.vision, t->cfg.text, *t->ws);
-    t->decoder = std::make_unique<Decoder>(t->cfg.text, *t->ws);
+    WeightLoader loader(*t->ws, t->cfg.quantization, QuantPlan::from_name("none"), nullptr);
+    t->decoder = std::make_unique<Decoder>(t->cfg.text, *t->ws, loader);
     return t;
   }();
   return *m;

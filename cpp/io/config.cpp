@@ -1,6 +1,9 @@
 // Config readers: every dimension comes from the checkpoint, every check names key and file.
 #include "io/config.h"
 
+#include <cfloat>
+#include <climits>
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -11,6 +14,15 @@ namespace la {
 namespace {
 
 using nlohmann::json;
+
+// v.dump() for error messages, but never into nested containers: dump() recurses, and a config.json
+// of a million nested brackets overflowed the stack (a segfault) while the error was being written.
+std::string shown(const json& v) {
+  if (v.is_structured())
+    for (const json& e : v)
+      if (e.is_structured()) return v.is_array() ? "a nested array" : "a nested object";
+  return v.dump();
+}
 
 // A JSON object together with where it came from, for messages.
 struct Section {
@@ -25,10 +37,16 @@ struct Section {
              "' is missing. Use the config.json that came with the checkpoint.");
     const json& v = j[key];
     LA_CHECK(v.is_number_integer(), RuntimeError, file, ": '", prefix, key, "' must be an integer, got ",
-             v.dump());
+             shown(v));
     return v.get<int64_t>();
   }
   int64_t integer_or(const char* key, int64_t fallback) const { return has(key) ? integer(key) : fallback; }
+  // integer_or for int fields: a bare cast would silently turn 4294967298 into 2.
+  int int_or(const char* key, int fallback) const {
+    const int64_t v = integer_or(key, fallback);
+    LA_CHECK(v >= INT_MIN && v <= INT_MAX, RuntimeError, file, ": '", prefix, key, "' = ", v, " is out of range");
+    return static_cast<int>(v);
+  }
   int positive(const char* key) const {
     int64_t v = integer(key);
     LA_CHECK(v > 0 && v < (1 << 30), RuntimeError, file, ": '", prefix, key, "' must be a positive integer, got ", v);
@@ -36,13 +54,21 @@ struct Section {
   }
   double number_or(const char* key, double fallback) const {
     if (!has(key)) return fallback;
-    LA_CHECK(j[key].is_number(), RuntimeError, file, ": '", prefix, key, "' must be a number, got ", j[key].dump());
+    LA_CHECK(j[key].is_number(), RuntimeError, file, ": '", prefix, key, "' must be a number, got ",
+             shown(j[key]));
     return j[key].get<double>();
+  }
+  // number_or for float fields: a double beyond FLT_MAX would become inf and turn the model into NaNs.
+  float float_or(const char* key, double fallback) const {
+    const double v = number_or(key, fallback);
+    LA_CHECK(std::fabs(v) <= FLT_MAX, RuntimeError, file, ": '", prefix, key, "' = ", v,
+             " is outside the float32 range");
+    return static_cast<float>(v);
   }
   bool boolean_or(const char* key, bool fallback) const {
     if (!has(key)) return fallback;
     LA_CHECK(j[key].is_boolean(), RuntimeError, file, ": '", prefix, key, "' must be true/false, got ",
-             j[key].dump());
+             shown(j[key]));
     return j[key].get<bool>();
   }
   Section child(const char* key) const {
@@ -57,19 +83,24 @@ void read_vision(const Section& v, VisionConfig& out) {
   out.heads = v.positive("num_attention_heads");
   out.layers = v.positive("num_hidden_layers");
   out.intermediate = v.positive("intermediate_size");
-  out.patch = static_cast<int>(v.integer_or("patch_size", 14));
+  out.patch = v.int_or("patch_size", 14);
   out.pos_h = v.positive("init_pos_emb_height");
   out.pos_w = v.positive("init_pos_emb_width");
   if (v.has("merge_kernel_size")) {
     const json& m = v.j["merge_kernel_size"];
-    LA_CHECK(m.is_array() && m.size() == 2 && m[0].is_number_integer() && m[1].is_number_integer(), RuntimeError,
-             v.file, ": 'vision_config.merge_kernel_size' must be a pair of integers, got ", m.dump());
+    // Range-checked before get<int>(), which would truncate 4294967298 to 2.
+    auto small = [](const json& e) { return e.is_number_integer() && e.get<int64_t>() > 0 && e.get<int64_t>() <= 64; };
+    LA_CHECK(m.is_array() && m.size() == 2 && small(m[0]) && small(m[1]), RuntimeError, v.file,
+             ": 'vision_config.merge_kernel_size' must be a pair of integers in [1, 64], got ", shown(m));
     out.merge_h = m[0].get<int>();
     out.merge_w = m[1].get<int>();
   }
-  out.ln_eps = static_cast<float>(v.number_or("layer_norm_eps", 1e-5));
+  out.ln_eps = v.float_or("layer_norm_eps", 1e-5);
   LA_CHECK(out.patch > 0 && out.merge_h > 0 && out.merge_w > 0, RuntimeError, v.file,
            ": vision patch/merge sizes must be positive");
+  // merged_dim() is an int product; keep it from overflowing.
+  LA_CHECK(static_cast<int64_t>(out.hidden) * out.merge_h * out.merge_w < (1 << 30), RuntimeError, v.file,
+           ": vision hidden_size × merge_kernel_size is absurdly large");
   LA_CHECK(out.hidden % out.heads == 0, RuntimeError, v.file, ": vision hidden_size ", out.hidden,
            " is not divisible by num_attention_heads ", out.heads);
   LA_CHECK(out.head_dim() % 4 == 0, RuntimeError, v.file, ": the vision head size ", out.head_dim(),
@@ -81,13 +112,13 @@ void read_text(const Section& t, TextConfig& out) {
   out.intermediate = t.positive("intermediate_size");
   out.layers = t.positive("num_hidden_layers");
   out.heads = t.positive("num_attention_heads");
-  out.kv_heads = static_cast<int>(t.integer_or("num_key_value_heads", out.heads));
+  out.kv_heads = t.int_or("num_key_value_heads", out.heads);
   out.vocab = t.positive("vocab_size");
-  out.rope_theta = static_cast<float>(t.number_or("rope_theta", 10000.0));
-  out.rms_eps = static_cast<float>(t.number_or("rms_norm_eps", 1e-6));
+  out.rope_theta = t.float_or("rope_theta", 10000.0);
+  out.rms_eps = t.float_or("rms_norm_eps", 1e-6);
   out.tie_word_embeddings = t.boolean_or("tie_word_embeddings", true);
   out.max_position_embeddings = t.integer_or("max_position_embeddings", 32768);
-  out.block_size = static_cast<int>(t.integer_or("block_size", 6));
+  out.block_size = t.int_or("block_size", 6);
   LA_CHECK(out.kv_heads > 0 && out.heads % out.kv_heads == 0, RuntimeError, t.file,
            ": num_attention_heads ", out.heads, " is not a multiple of num_key_value_heads ", out.kv_heads);
   LA_CHECK(out.hidden % out.heads == 0 && out.head_dim() % 2 == 0, RuntimeError, t.file, ": text hidden_size ",
@@ -140,8 +171,8 @@ ModelConfig load_model_config(const std::string& dir) {
     QuantizationConfig& qc = cfg.quantization;
     qc.method = q.has("quant_method") && q.j["quant_method"].is_string() ? q.j["quant_method"].get<std::string>()
                                                                          : std::string("unknown");
-    qc.bits = static_cast<int>(q.integer_or("bits", 4));
-    qc.group_size = static_cast<int>(q.integer_or("group_size", 128));
+    qc.bits = q.int_or("bits", 4);
+    qc.group_size = q.int_or("group_size", 128);
     qc.sym = q.boolean_or("sym", true);
     if (q.has("packing_format") && q.j["packing_format"].is_string())
       qc.packing_format = q.j["packing_format"].get<std::string>();
@@ -157,12 +188,16 @@ ModelConfig load_model_config(const std::string& dir) {
     const json pj = read_json_file(pp);
     Section p{pj, pp, ""};
     pre.in_token_limit = p.integer_or("in_token_limit", 4096);
-    pre.patch_size = static_cast<int>(p.integer_or("patch_size", pre.patch_size));
+    pre.patch_size = p.int_or("patch_size", pre.patch_size);
     LA_CHECK(pre.in_token_limit > 0, RuntimeError, pp, ": in_token_limit must be positive");
     for (const char* key : {"image_mean", "image_std"}) {
       if (!p.has(key)) continue;
       const json& a = pj[key];
-      LA_CHECK(a.is_array() && a.size() == 3, RuntimeError, pp, ": '", key, "' must be a list of 3 numbers");
+      // Each element checked: get<float>() throws a bare nlohmann type_error on a string (escaping the
+      // error policy; found with the config fuzz target) and gives inf beyond FLT_MAX.
+      auto is_float = [](const json& e) { return e.is_number() && std::fabs(e.get<double>()) <= FLT_MAX; };
+      LA_CHECK(a.is_array() && a.size() == 3 && is_float(a[0]) && is_float(a[1]) && is_float(a[2]), RuntimeError, pp,
+               ": '", key, "' must be a list of 3 numbers");
       for (int c = 0; c < 3; ++c) (key[6] == 'm' ? pre.mean : pre.std)[c] = a[c].get<float>();
     }
   } else {

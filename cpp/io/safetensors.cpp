@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cerrno>
 #include <cstring>
 #include <dirent.h>
@@ -88,6 +89,7 @@ float TensorView::float_at(int64_t i) const {
 
 void TensorView::to_float(float* out) const {
   const int64_t n = numel();
+  if (n == 0) return;  // an empty tensor's `out` may be null, and memcpy(nullptr, ..., 0) is UB (fuzzing)
   if (dtype == DType::F32) {
     std::memcpy(out, data, n * 4);
     return;
@@ -126,7 +128,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     nlohmann::json header;
     try {
       header = nlohmann::json::parse(map_ + 8, map_ + 8 + header_len);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for "1e999" (fuzzing)
       throw RuntimeError(str_cat("'", path, "': the safetensors header is not valid JSON (", e.what(), ").",
                                  kRedownload));
     }
@@ -184,6 +186,14 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
                           " needs ", numel * dtype_size(t.dtype), " bytes but data_offsets span ", end - begin));
       t.data = data_start + begin;
       t.nbytes = end - begin;
+      if (t.nbytes && reinterpret_cast<uintptr_t>(t.data) % dtype_size(t.dtype) != 0) {
+        // Valid safetensors need not align tensors (the header length or an offset may be odd):
+        // such a tensor gets an aligned private copy, since typed reads of it would be undefined.
+        copies_.emplace_back(new uint64_t[(t.nbytes + 7) / 8]);
+        std::memcpy(copies_.back().get(), t.data, t.nbytes);
+        t.data = reinterpret_cast<const uint8_t*>(copies_.back().get());
+        t.mapped = false;
+      }
       tensors_.emplace(name, std::move(t));
     }
   } catch (...) {
@@ -286,10 +296,50 @@ const TensorView& WeightStore::expect(const std::string& name, const std::vector
   return t;
 }
 
+std::string WeightStore::metadata(const std::string& key) const {
+  if (shards_.empty()) return "";
+  auto it = shards_.front()->metadata().find(key);
+  return it == shards_.front()->metadata().end() ? "" : it->second;
+}
+
 std::vector<std::string> WeightStore::names() const {
   std::vector<std::string> out;
   for (const auto& kv : by_name_) out.push_back(kv.first);
   return out;
+}
+
+void WeightStore::release(const TensorView& t) const {
+  if (!t.mapped) return;  // a private copy: MADV_DONTNEED would zero it
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(t.data) + page - 1) & ~(page - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(t.data) + t.nbytes) & ~(page - 1);
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+void write_safetensors(const std::string& path, const std::vector<TensorBlob>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  nlohmann::json header = nlohmann::json::object();
+  uint64_t offset = 0;
+  for (const TensorBlob& t : tensors) {
+    header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.nbytes}}};
+    offset += t.nbytes;
+  }
+  nlohmann::json meta = nlohmann::json::object();
+  for (const auto& [k, v] : metadata) meta[k] = v;
+  header["__metadata__"] = meta;
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');
+  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
+  FILE* f = std::fopen(tmp.c_str(), "wb");
+  LA_CHECK(f, RuntimeError, "cannot write '", tmp, "': ", std::strerror(errno));
+  const uint64_t n = text.size();
+  bool ok = std::fwrite(&n, 8, 1, f) == 1 && std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  for (const TensorBlob& t : tensors) ok = ok && std::fwrite(t.data, 1, t.nbytes, f) == t.nbytes;
+  ok = (std::fclose(f) == 0) && ok;
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw RuntimeError(str_cat("writing '", path, "' failed (", std::strerror(errno), "); check free disk space"));
+  }
 }
 
 size_t WeightStore::total_bytes() const {

@@ -23,6 +23,7 @@ struct TensorView {
   std::vector<int64_t> shape;
   const uint8_t* data = nullptr;
   size_t nbytes = 0;
+  bool mapped = true;  // false: an aligned private copy (the file stored it misaligned)
 
   int64_t numel() const;
   std::string shape_str() const;  // "[2048, 4608]"
@@ -51,7 +52,22 @@ class SafetensorsFile {
   size_t size_ = 0;
   std::map<std::string, TensorView> tensors_;
   std::map<std::string, std::string> metadata_;
+  std::vector<std::unique_ptr<uint64_t[]>> copies_;  // aligned copies of misaligned tensors
 };
+
+// One tensor to write: raw little-endian bytes of `dtype` and `shape`.
+struct TensorBlob {
+  std::string name;
+  DType dtype = DType::U8;
+  std::vector<int64_t> shape;
+  const void* data = nullptr;
+  size_t nbytes = 0;
+};
+
+// Writes a safetensors file atomically (a temporary file renamed into place); `metadata` goes to
+// "__metadata__". Throws RuntimeError naming the path when the disk refuses.
+void write_safetensors(const std::string& path, const std::vector<TensorBlob>& tensors,
+                       const std::map<std::string, std::string>& metadata);
 
 // All tensors of a checkpoint folder, by name.
 class WeightStore {
@@ -69,8 +85,13 @@ class WeightStore {
   const TensorView& expect(const std::string& name, const std::vector<int64_t>& shape) const;
   std::vector<std::string> names() const;
   const std::vector<std::string>& files() const { return files_; }
+  // A "__metadata__" value of the first file ("" when absent).
+  std::string metadata(const std::string& key) const;
   // Bytes of all mapped files.
   size_t total_bytes() const;
+  // Drops this process's resident pages of a tensor (after converting it): file-backed pages are
+  // re-read from the page cache if touched again, so this only lowers the resident set.
+  void release(const TensorView& t) const;
 
  private:
   std::vector<std::shared_ptr<SafetensorsFile>> shards_;

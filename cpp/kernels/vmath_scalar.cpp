@@ -32,7 +32,7 @@ inline float exp_one(float x) {
   // Scale by 2^n through the exponent bits (n in [-126, 127] after the clamps).
   int32_t bits;
   std::memcpy(&bits, &y, 4);
-  bits += static_cast<int32_t>(n) << 23;
+  bits += static_cast<int32_t>(n) * (1 << 23);  // n in [-126, 127]: no negative shift
   std::memcpy(&y, &bits, 4);
   return y;
 }

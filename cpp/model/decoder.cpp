@@ -22,14 +22,18 @@ namespace {
 constexpr int64_t kMlpRowBlock = 512;
 }  // namespace
 
-Decoder::Decoder(const TextConfig& cfg, const WeightStore& ws) : cfg_(cfg) {
+Decoder::Decoder(const TextConfig& cfg, const WeightStore& ws, WeightLoader& loader) : cfg_(cfg) {
   const int64_t H = cfg.hidden, D = cfg.head_dim(), I = cfg.intermediate;
   const int64_t Hq = static_cast<int64_t>(cfg.heads) * D, Hkv = static_cast<int64_t>(cfg.kv_heads) * D;
-  embed_ = load_linear(ws, "language_model.model.embed_tokens", cfg.vocab, H, false);
+  const std::string embed_name = "language_model.model.embed_tokens";
   const std::string head = "language_model.lm_head.weight";
+  embed_ = loader.embedding(embed_name, cfg.vocab, H);
   if (!cfg.tie_word_embeddings) {
-    lm_head_ = load_linear(ws, "language_model.lm_head", cfg.vocab, H, false);
-  } else if (ws.has(head)) {
+    lm_head_ = loader.linear("language_model.lm_head", cfg.vocab, H, false);
+  } else {
+    lm_head_ = loader.tied_head(embed_, embed_name);
+  }
+  if (cfg.tie_word_embeddings && ws.has(head)) {
     // A tied model that also stores the head: use the embedding (as the reference does) and record
     // how far the stored copy is from it.
     const TensorView& t = ws.expect(head, {cfg.vocab, H});
@@ -43,13 +47,13 @@ Decoder::Decoder(const TextConfig& cfg, const WeightStore& ws) : cfg_(cfg) {
     Layer l;
     l.attn_norm = load_floats(ws, p + "input_layernorm.weight", {H});
     l.mlp_norm = load_floats(ws, p + "post_attention_layernorm.weight", {H});
-    l.q = load_linear(ws, p + "self_attn.q_proj", Hq, H, true);
-    l.k = load_linear(ws, p + "self_attn.k_proj", Hkv, H, true);
-    l.v = load_linear(ws, p + "self_attn.v_proj", Hkv, H, true);
-    l.o = load_linear(ws, p + "self_attn.o_proj", H, Hq, false);
-    l.gate = load_linear(ws, p + "mlp.gate_proj", I, H, false);
-    l.up = load_linear(ws, p + "mlp.up_proj", I, H, false);
-    l.down = load_linear(ws, p + "mlp.down_proj", H, I, false);
+    l.q = loader.linear(p + "self_attn.q_proj", Hq, H, true);
+    l.k = loader.linear(p + "self_attn.k_proj", Hkv, H, true);
+    l.v = loader.linear(p + "self_attn.v_proj", Hkv, H, true);
+    l.o = loader.linear(p + "self_attn.o_proj", H, Hq, false);
+    l.gate = loader.linear(p + "mlp.gate_proj", I, H, false);
+    l.up = loader.linear(p + "mlp.up_proj", I, H, false);
+    l.down = loader.linear(p + "mlp.down_proj", H, I, false);
     layers_.push_back(std::move(l));
   }
   final_norm_ = load_floats(ws, "language_model.model.norm.weight", {H});
@@ -58,23 +62,56 @@ Decoder::Decoder(const TextConfig& cfg, const WeightStore& ws) : cfg_(cfg) {
     inv_freq_[d] = 1.0f / std::pow(cfg.rope_theta, static_cast<float>(2 * d) / static_cast<float>(D));
 }
 
-size_t Decoder::weight_bytes() const {
-  size_t n = embed_.weight_bytes() + (lm_head_.data ? lm_head_.weight_bytes() : 0);
+const LinearWeight* Decoder::linear(const std::string& name) const {
+  if (name == "language_model.model.embed_tokens") return &embed_;
+  if (name == "language_model.lm_head") return &lm_head_;
+  const std::string prefix = "language_model.model.layers.";
+  if (name.compare(0, prefix.size(), prefix) != 0) return nullptr;
+  const size_t dot = name.find('.', prefix.size());
+  if (dot == std::string::npos) return nullptr;
+  int i = -1;
+  try {
+    i = std::stoi(name.substr(prefix.size(), dot - prefix.size()));
+  } catch (const std::exception&) {
+    return nullptr;
+  }
+  if (i < 0 || i >= static_cast<int>(layers_.size())) return nullptr;
+  const Layer& l = layers_[i];
+  const std::string rest = name.substr(dot + 1);
+  const std::pair<const char*, const LinearWeight*> all[] = {
+      {"self_attn.q_proj", &l.q}, {"self_attn.k_proj", &l.k}, {"self_attn.v_proj", &l.v},
+      {"self_attn.o_proj", &l.o}, {"mlp.gate_proj", &l.gate}, {"mlp.up_proj", &l.up}, {"mlp.down_proj", &l.down}};
+  for (const auto& [n, w] : all)
+    if (rest == n) return w;
+  return nullptr;
+}
+
+size_t Decoder::linear_bytes() const {
+  size_t n = 0;
   for (const auto& l : layers_)
     n += l.q.weight_bytes() + l.k.weight_bytes() + l.v.weight_bytes() + l.o.weight_bytes() + l.gate.weight_bytes() +
          l.up.weight_bytes() + l.down.weight_bytes();
   return n;
 }
 
-void Decoder::embed(int32_t id, float* out) const {
-  LA_CHECK(id >= 0 && id < cfg_.vocab, InvalidArgument, "token id ", id, " is outside the vocabulary [0, ",
-           cfg_.vocab, ")");
+size_t Decoder::weight_bytes() const { return linear_bytes() + embedding_bytes() + head_bytes(); }
+
+void Decoder::embed(const int32_t* ids, int64_t n, float* out) const {
   const int64_t H = cfg_.hidden;
-  if (embed_.format == WeightFormat::F32) {
-    std::memcpy(out, static_cast<const float*>(embed_.data) + id * H, H * sizeof(float));
-  } else {
-    const uint16_t* row = static_cast<const uint16_t*>(embed_.data) + id * H;
-    for (int64_t i = 0; i < H; ++i) out[i] = bf16_to_f32(row[i]);
+  for (int64_t i = 0; i < n; ++i)
+    LA_CHECK(ids[i] >= 0 && ids[i] < cfg_.vocab, InvalidArgument, "token id ", ids[i],
+             " is outside the vocabulary [0, ", cfg_.vocab, ")");
+  if (embed_.quantized) {
+    dequantise_rows(embed_.data, embed_.qformat, cfg_.vocab, H, ids, n, out, H);
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    if (embed_.format == WeightFormat::F32) {
+      std::memcpy(out + i * H, static_cast<const float*>(embed_.data) + ids[i] * H, H * sizeof(float));
+    } else {
+      const uint16_t* row = static_cast<const uint16_t*>(embed_.data) + ids[i] * H;
+      for (int64_t k = 0; k < H; ++k) out[i * H + k] = bf16_to_f32(row[k]);
+    }
   }
 }
 
@@ -96,17 +133,14 @@ void Decoder::forward(const std::vector<Chunk>& chunks) const {
   std::vector<float> x(static_cast<size_t>(R * H));
   for (size_t c = 0; c < chunks.size(); ++c) {
     const Chunk& ch = chunks[c];
+    embed(ch.ids, ch.q, x.data() + row0[c] * H);
     int64_t used = 0;
-    for (int64_t r = 0; r < ch.q; ++r) {
-      float* dst = x.data() + (row0[c] + r) * H;
-      if (ch.image_rows && ch.ids[r] == ch.image_token) {
-        LA_CHECK(used < ch.n_image_rows, InvalidArgument, "the prompt holds more image tokens than the ",
-                 ch.n_image_rows, " image rows provided");
-        std::memcpy(dst, ch.image_rows + used * H, H * sizeof(float));
-        ++used;
-      } else {
-        embed(ch.ids[r], dst);
-      }
+    for (int64_t r = 0; r < ch.q && ch.image_rows; ++r) {
+      if (ch.ids[r] != ch.image_token) continue;
+      LA_CHECK(used < ch.n_image_rows, InvalidArgument, "the prompt holds more image tokens than the ",
+               ch.n_image_rows, " image rows provided");
+      std::memcpy(x.data() + (row0[c] + r) * H, ch.image_rows + used * H, H * sizeof(float));
+      ++used;
     }
     LA_CHECK(!ch.image_rows || used == ch.n_image_rows, InvalidArgument, "the prompt holds ", used,
              " image tokens but the image encodes to ", ch.n_image_rows, " rows");
@@ -145,15 +179,15 @@ void Decoder::forward(const std::vector<Chunk>& chunks) const {
   const int64_t mlp_rows = std::min(R, kMlpRowBlock);
   std::vector<float> gate_up(static_cast<size_t>(mlp_rows * 2 * I)), act(static_cast<size_t>(mlp_rows * I));
   std::vector<float> tmp(static_cast<size_t>(R * H));
+  std::vector<BlockQ8A> xq;  // one quantised copy of a shared input (quantised weights only)
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
 
   for (size_t li = 0; li < layers_.size(); ++li) {
     const Layer& L = layers_[li];
     const int layer = static_cast<int>(li);
     rms_norm(x.data(), R, H, L.attn_norm.data(), cfg_.rms_eps, a.data());
-    L.q.apply(a.data(), R, H, qkv.data(), QKV);
-    L.k.apply(a.data(), R, H, qkv.data() + Hq, QKV);
-    L.v.apply(a.data(), R, H, qkv.data() + Hq + Hkv, QKV);
+    apply_linears(a.data(), R, H, {{&L.q, qkv.data(), QKV}, {&L.k, qkv.data() + Hq, QKV}, {&L.v, qkv.data() + Hq + Hkv, QKV}},
+                  xq);
     rope_rotate_half(qkv.data(), R, QKV, heads, static_cast<int>(D), cos_t.data(), sin_t.data());
     rope_rotate_half(qkv.data() + Hq, R, QKV, kv_heads, static_cast<int>(D), cos_t.data(), sin_t.data());
     // Append this chunk's keys/values to each cache, then attend.
@@ -178,8 +212,7 @@ void Decoder::forward(const std::vector<Chunk>& chunks) const {
     rms_norm(x.data(), R, H, L.mlp_norm.data(), cfg_.rms_eps, a.data());
     for (int64_t r0 = 0; r0 < R; r0 += kMlpRowBlock) {
       const int64_t n = std::min(kMlpRowBlock, R - r0);
-      L.gate.apply(a.data() + r0 * H, n, H, gate_up.data(), 2 * I);
-      L.up.apply(a.data() + r0 * H, n, H, gate_up.data() + I, 2 * I);
+      apply_linears(a.data() + r0 * H, n, H, {{&L.gate, gate_up.data(), 2 * I}, {&L.up, gate_up.data() + I, 2 * I}}, xq);
       silu_mul(gate_up.data(), n, I, act.data());
       L.down.apply(act.data(), n, I, tmp.data() + r0 * H, H);
     }
@@ -189,7 +222,7 @@ void Decoder::forward(const std::vector<Chunk>& chunks) const {
   for (const Chunk& ch : chunks) ch.cache->extend_to(ch.cache->length() + ch.q);
 
   // Final norm and head, only for the rows whose logits are read.
-  const LinearWeight& head = lm_head_.data ? lm_head_ : embed_;
+  const LinearWeight& head = lm_head_;
   for (size_t c = 0; c < chunks.size(); ++c) {
     const Chunk& ch = chunks[c];
     const int64_t n = std::min(ch.n_logit_rows, ch.q);

@@ -8,13 +8,15 @@
 #include "io/config.h"
 #include "io/safetensors.h"
 #include "model/kv_cache.h"
+#include "model/weight_loader.h"
 #include "model/weights.h"
 
 namespace la {
 
 class Decoder {
  public:
-  Decoder(const TextConfig& cfg, const WeightStore& ws);
+  // Weights come through `loader` (float, quantised, repacked or cached, as its plan says).
+  Decoder(const TextConfig& cfg, const WeightStore& ws, WeightLoader& loader);
 
   // One sequence's part of a forward pass. The chunk's rows are appended to `cache` (which then
   // holds C + q rows; the caller truncates). Rows whose id is `image_token` take the next row of
@@ -38,9 +40,18 @@ class Decoder {
 
   const TextConfig& config() const { return cfg_; }
   KvCache new_cache() const { return KvCache(cfg_.layers, cfg_.kv_heads, cfg_.head_dim()); }
-  // Embedding row of token `id` as float32.
-  void embed(int32_t id, float* out) const;
+  // Embedding rows of `n` tokens as float32 into out [n, hidden].
+  void embed(const int32_t* ids, int64_t n, float* out) const;
   size_t weight_bytes() const;
+  // Bytes by part: the layers' linears, the embedding table, the output head (0 when it is the table).
+  size_t linear_bytes() const;
+  size_t embedding_bytes() const { return embed_.weight_bytes(); }
+  size_t head_bytes() const { return lm_head_.data != embed_.data ? lm_head_.weight_bytes() : 0; }
+  // Weight bytes one decode step streams from memory: every linear plus the output head.
+  size_t streamed_bytes_per_step() const { return linear_bytes() + lm_head_.weight_bytes(); }
+  // A matrix by checkpoint name ("language_model.model.layers.0.self_attn.q_proj", ...,
+  // "language_model.model.embed_tokens", "language_model.lm_head"), or nullptr.
+  const LinearWeight* linear(const std::string& name) const;
   // Max |lm_head − embed_tokens| when the checkpoint stores both for a tied model (-1 otherwise).
   float tied_head_max_diff() const { return tied_head_max_diff_; }
 
@@ -51,8 +62,8 @@ class Decoder {
   };
 
   TextConfig cfg_;
-  LinearWeight embed_;    // [vocab, hidden]; also the output head when tied
-  LinearWeight lm_head_;  // used when the head is not tied
+  LinearWeight embed_;    // [vocab, hidden]
+  LinearWeight lm_head_;  // [vocab, hidden]: the embedding (tied) or its own weights
   std::vector<Layer> layers_;
   std::vector<float> final_norm_;
   std::vector<float> inv_freq_;  // [head_dim/2]

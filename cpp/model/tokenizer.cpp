@@ -414,6 +414,15 @@ struct EncodeScratch {
 
 enum class TokenKind : uint8_t { kNone, kVocab, kAdded, kSpecial };
 
+// j.dump() for error messages, but never into nested containers: dump() recurses, so a file of a
+// million nested brackets would overflow the stack while the error was being written.
+std::string shown(const nlohmann::json& v) {
+  if (v.is_structured())
+    for (const nlohmann::json& e : v)
+      if (e.is_structured()) return v.is_array() ? "(a nested array)" : "(a nested object)";
+  return v.dump();
+}
+
 std::string redownload_hint(const std::string& file) {
   return str_cat(" Re-download '", file,
                  "' from the LocateAnything checkpoint (it must come from the same tokenizer as the other tokenizer "
@@ -768,7 +777,7 @@ void load_tokenizer_json(const std::string& path, RawTokenizer& raw) {
     raw.nfc = false;
   } else {
     LA_CHECK(norm.is_object() && norm.value("type", std::string()) == "NFC", RuntimeError, "'", path,
-             "': normalizer ", norm.dump(), " is not supported; the Qwen2 tokenizer uses {\"type\": \"NFC\"}.");
+             "': normalizer ", shown(norm), " is not supported; the Qwen2 tokenizer uses {\"type\": \"NFC\"}.");
   }
   // The pre-tokenizer is implemented by hand, so accept only the exact Qwen2 one.
   const nlohmann::json& pre = member(j, "pre_tokenizer");
@@ -794,7 +803,7 @@ void load_tokenizer_json(const std::string& path, RawTokenizer& raw) {
       const nlohmann::json& id = member(t, "id");
       LA_CHECK(id.is_number_integer() && id.get<int64_t>() >= 0 &&
                    id.get<int64_t>() < std::numeric_limits<int32_t>::max(),
-               RuntimeError, "'", path, "': added token ", t.dump(), " has no valid 'id'.", redownload_hint(path));
+               RuntimeError, "'", path, "': added token ", shown(t), " has no valid 'id'.", redownload_hint(path));
       raw.added.push_back(parse_added_token(t, id.get<int32_t>(), path));
     }
   }
@@ -879,8 +888,15 @@ Tokenizer Tokenizer::from_dir(const std::string& dir) {
   std::string config_path = optional_checkpoint_file(dir, "tokenizer_config.json");
   nlohmann::json config = config_path.empty() ? nlohmann::json::object() : read_json_file(config_path);
   std::string json_path = optional_checkpoint_file(dir, "tokenizer.json");
-  if (!json_path.empty()) load_tokenizer_json(json_path, raw);
-  else load_slow_files(dir, config, config_path, raw);
+  try {
+    if (!json_path.empty()) load_tokenizer_json(json_path, raw);
+    else load_slow_files(dir, config, config_path, raw);
+  } catch (const nlohmann::json::exception& e) {
+    // json::value()/get() on a field of the wrong type ("special": "yes") throw nlohmann's
+    // type_error, which would escape the error policy without naming the folder.
+    throw RuntimeError(str_cat("the tokenizer files in '", dir, "' have a field of the wrong type (", e.what(),
+                               "). Re-download them from the LocateAnything checkpoint."));
+  }
 
   auto impl = std::make_shared<Impl>();
   Impl& t = *impl;

@@ -38,11 +38,63 @@ LinearWeight load_linear(const WeightStore& ws, const std::string& name, int64_t
 }
 
 void LinearWeight::apply(const float* x, int64_t M, int64_t ldx, float* y, int64_t ldy) const {
+  if (quantized) {
+    std::vector<BlockQ8A> xq;
+    apply_linears(x, M, ldx, {{this, y, ldy}}, xq);
+    return;
+  }
   linear_strided(x, M, ldx, in, data, format, out, bias.empty() ? nullptr : bias.data(), y, ldy);
+}
+
+void LinearWeight::apply_quantized(const BlockQ8A* xq, int64_t M, float* y, int64_t ldy) const {
+  LA_ASSERT(quantized, "apply_quantized on a float weight");
+  quant_linear(xq, M, in, data, qformat, out, bias.empty() ? nullptr : bias.data(), y, ldy);
+}
+
+void apply_linears(const float* x, int64_t M, int64_t ldx, const std::vector<LinearTarget>& targets,
+                   std::vector<BlockQ8A>& scratch) {
+  bool quantized_input = false;
+  for (const LinearTarget& t : targets) {
+    if (!t.w->quantized) {
+      t.w->apply(x, M, ldx, t.y, t.ldy);
+      continue;
+    }
+    if (!quantized_input) {
+      const int64_t K = t.w->in;
+      scratch.resize(static_cast<size_t>(M * (K / kQuantActBlock)));
+      quantise_activations(x, M, K, ldx, scratch.data());
+      quantized_input = true;
+    }
+    t.w->apply_quantized(scratch.data(), M, t.y, t.ldy);
+  }
+}
+
+LinearWeight quantize_linear(const LinearWeight& w, QuantFormat fmt) {
+  LA_ASSERT(!w.quantized, "quantize_linear on a quantised weight");
+  LA_CHECK(w.in % quant_block_size(fmt) == 0, InvalidArgument, "a [", w.out, ", ", w.in, "] weight cannot use ",
+           quant_format_name(fmt), ": its input size is not a multiple of ", quant_block_size(fmt));
+  LinearWeight q;
+  q.quantized = true;
+  q.qformat = fmt;
+  q.out = w.out;
+  q.in = w.in;
+  q.bias = w.bias;
+  auto buf = std::shared_ptr<uint8_t>(new uint8_t[quant_matrix_bytes(fmt, w.out, w.in)], std::default_delete<uint8_t[]>());
+  if (w.format == WeightFormat::BF16)
+    quantise_weights_bf16(static_cast<const uint16_t*>(w.data), w.out, w.in, w.in, fmt, buf.get());
+  else
+    quantise_weights(static_cast<const float*>(w.data), w.out, w.in, w.in, fmt, buf.get());
+  q.data = buf.get();
+  q.owner = buf;
+  return q;
 }
 
 void LinearWeight::to_float(float* dst) const {
   const int64_t n = out * in;
+  if (quantized) {
+    dequantise_weights(data, qformat, out, in, 0, out, dst);
+    return;
+  }
   if (format == WeightFormat::F32) {
     std::memcpy(dst, data, n * sizeof(float));
   } else {
@@ -52,6 +104,7 @@ void LinearWeight::to_float(float* dst) const {
 }
 
 size_t LinearWeight::weight_bytes() const {
+  if (quantized) return static_cast<size_t>(quant_matrix_bytes(qformat, out, in));
   return static_cast<size_t>(out * in) * (format == WeightFormat::F32 ? 4 : 2);
 }
 

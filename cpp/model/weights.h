@@ -9,23 +9,43 @@
 
 #include "io/safetensors.h"
 #include "kernels/linear.h"
+#include "kernels/quant.h"
 
 namespace la {
 
-// A linear layer's weight [out, in] (PyTorch layout) and optional bias, ready for the kernels.
+// A linear layer's weight [out, in] (PyTorch layout) and optional bias, ready for the kernels:
+// float storage (F32 / BF16, usually memory-mapped) or quantised tiles (kernels/quant.h).
 struct LinearWeight {
-  WeightFormat format = WeightFormat::F32;
-  const void* data = nullptr;  // [out, in] elements of `format`
+  WeightFormat format = WeightFormat::F32;  // storage when not quantised
+  bool quantized = false;
+  QuantFormat qformat = QuantFormat::Q4_32;  // storage when quantised
+  const void* data = nullptr;
   int64_t out = 0, in = 0;
-  std::vector<float> bias;               // empty = no bias
-  std::shared_ptr<const void> owner;     // keeps converted data alive (null when it points into the mmap)
+  std::vector<float> bias;            // empty = no bias
+  std::shared_ptr<const void> owner;  // keeps converted data alive (null when it points into a mapping)
 
-  // y[M, out] (row stride ldy) = x[M, in] (row stride ldx) · Wᵀ + bias, on the current pool.
+  // y[M, out] (row stride ldy) = x[M, in] (row stride ldx) · Wᵀ + bias, on the current pool. A
+  // quantised weight quantises x itself; use apply_quantized to share one quantised input.
   void apply(const float* x, int64_t M, int64_t ldx, float* y, int64_t ldy) const;
-  // The whole weight as float32 [out, in] into `dst` (for the sgemm paths).
+  // Quantised weights only: xq from quantise_activations (block-major, M rows of `in`).
+  void apply_quantized(const BlockQ8A* xq, int64_t M, float* y, int64_t ldy) const;
+  // The whole weight as float32 [out, in] into `dst` (dequantised when quantised).
   void to_float(float* dst) const;
   size_t weight_bytes() const;
 };
+
+// y_i = x · W_iᵀ for weights that all read the same x [M, K]: quantised ones share one quantised
+// copy of x (quantised once per row, as the kernels' contract expects).
+struct LinearTarget {
+  const LinearWeight* w;
+  float* y;
+  int64_t ldy;
+};
+void apply_linears(const float* x, int64_t M, int64_t ldx, const std::vector<LinearTarget>& targets,
+                   std::vector<BlockQ8A>& scratch);
+
+// A quantised copy of a float weight (bias kept). K must be a multiple of the format's block size.
+LinearWeight quantize_linear(const LinearWeight& w, QuantFormat fmt);
 
 // Float copy of a tensor of exactly `shape` (any float dtype); errors name tensor and file.
 std::vector<float> load_floats(const WeightStore& ws, const std::string& name, const std::vector<int64_t>& shape);

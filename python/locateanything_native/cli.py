@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chat-template", choices=("worker", "eval"), default="worker",
                    help="prompt layout of the official worker or of the evaluation scripts")
     p.add_argument("--threads", type=int, default=0, help="0 = all cores")
-    p.add_argument("--quantization", default="none")
+    p.add_argument("--quantization", default="int4", choices=("int4", "int4-b128", "int8", "none"))
     p.add_argument("--max-image-side", type=int, default=0, metavar="PIXELS",
                    help="downscale images whose longer side is larger first (0 = off); results stay in original pixels")
     p.add_argument("--loop-guard", action="store_true", help="stop runs of identical repeated boxes")

@@ -13,16 +13,23 @@ from .models import find_model
 class Engine:
     """A loaded checkpoint. Load once, run many queries (thread-safe; calls are serialised).
 
+    `quantization`: "int4" (default: decoder linears in INT4 blocks of 32 with INT8 activations, INT4
+    embedding table, INT8 output head), "int4-b128", "int8", or "none" (float32 compute from the
+    checkpoint's weights: the path that reproduces the official float32 outputs token for token).
+    Quantised loads write a packed cache (`packed_cache`: True = the user cache dir, False = never,
+    or a file path) so later loads map it with no conversion.
+
     Decoding defaults are those of the reference `generate()`: hybrid mode, greedy (temperature 0),
     no top-p/top-k, no repetition penalty. The official worker's sampling defaults live in
     `LocateAnythingWorker`.
     """
 
-    def __init__(self, model: str | None = None, threads: int = 0, quantization: str = "none",
-                 vision_cache_mb: float = 0):
+    def __init__(self, model: str | None = None, threads: int = 0, quantization: str = "int4",
+                 vision_cache_mb: float = 0, packed_cache: str | bool = True):
         self.model_path = find_model(model)
+        cache = "" if packed_cache is True else "off" if packed_cache is False else str(packed_cache)
         self.core = _core.Engine(self.model_path, threads=threads, quantization=quantization,
-                                 vision_cache_bytes=int(vision_cache_mb * (1 << 20)))
+                                 vision_cache_bytes=int(vision_cache_mb * (1 << 20)), packed_cache=cache)
 
     # ---- whole pipeline ----
     def run(
@@ -159,6 +166,8 @@ class Engine:
         return f"<locateanything_native.Engine model='{self.model_path}' threads={self.threads} isa={_core.isa()}>"
 
 
-def load(model: str | None = None, threads: int = 0, quantization: str = "none", vision_cache_mb: float = 0) -> Engine:
+def load(model: str | None = None, threads: int = 0, quantization: str = "int4", vision_cache_mb: float = 0,
+         packed_cache: str | bool = True) -> Engine:
     """Loads a checkpoint folder (or finds one: $LOCATEANYTHING_MODEL, then the Hugging Face cache)."""
-    return Engine(model, threads=threads, quantization=quantization, vision_cache_mb=vision_cache_mb)
+    return Engine(model, threads=threads, quantization=quantization, vision_cache_mb=vision_cache_mb,
+                  packed_cache=packed_cache)

@@ -54,7 +54,8 @@ class LocateAnythingWorker:
     """Stateful worker that loads the model once and serves perception queries (CPU engine).
 
     Accepts PIL images, numpy H×W×C uint8 arrays and image paths. Extra keyword-only options:
-    `threads` (0 = all cores), `quantization` ("none" = float32 compute from the checkpoint's weights),
+    `threads` (0 = all cores), `quantization` ("int4" by default; "none" = float32 compute from the
+    checkpoint's weights, the path that reproduces the official float32 outputs token for token),
     `chat_template` ("worker" as the official worker, or "eval" as the evaluation scripts), `seed` (the
     sampling seed: temperature > 0 is reproducible per seed), `print_stats` (the reference prints the
     statistics line when verbose) and `loop_guard` (off by default, so outputs stay identical to the
@@ -75,7 +76,7 @@ class LocateAnythingWorker:
         strict_attn: bool = False,
         *,
         threads: int = 0,
-        quantization: str = "none",
+        quantization: str = "int4",
         chat_template: str = "worker",
         seed: int = 0,
         print_stats: bool = True,

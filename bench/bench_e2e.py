@@ -1,0 +1,184 @@
+"""End-to-end benchmark: per-stage times of locateanything_native on full-size random weights, over
+image sizes × generation modes × quantisations, with ratios to this machine's physical limits and to
+baselines measured on the same machine (our float32 path always; the official PyTorch code and the
+strongest C++ peer when their results are passed in).
+
+    python3 bench/make_random_checkpoint.py                       # once: bench/cache/random-full
+    python3 bench/bench_e2e.py --out bench/results/this-machine.json \
+        [--reference bench/results/reference-448.json ...] [--peer bench/results/peer-448.json ...]
+
+Each quantisation runs in its own process so that load time and peak RSS are its own.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+REPO = HERE.parent
+
+
+def machine() -> dict:
+    info = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()}
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return info
+
+
+def probe(build_dir: pathlib.Path) -> dict:
+    exe = build_dir / "bench" / "la_probe"
+    if not exe.exists():
+        subprocess.run(["cmake", "-S", str(REPO), "-B", str(build_dir), "-G", "Ninja", "-DLA_BUILD_BENCH=ON",
+                        "-DLA_BUILD_TESTS=OFF", "-DLA_BUILD_PYTHON=OFF", "-DCMAKE_BUILD_TYPE=Release"], check=True,
+                       stdout=subprocess.DEVNULL)
+        subprocess.run(["cmake", "--build", str(build_dir), "-j2", "--target", "la_probe"], check=True,
+                       stdout=subprocess.DEVNULL)
+    return json.loads(subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout)
+
+
+# ---- FLOP counts (multiply-add = 2) ----
+def vision_flops(cfg: dict, grid_h: int, grid_w: int) -> float:
+    v = cfg["vision_config"]
+    H, I, layers, p = v["hidden_size"], v["intermediate_size"], v["num_hidden_layers"], v.get("patch_size", 14)
+    L = grid_h * grid_w
+    per_layer = 2 * L * (3 * H * H + H * H + 2 * H * I) + 4 * L * L * H
+    return 2 * L * 3 * p * p * H + layers * per_layer
+
+
+def decoder_flops(cfg: dict, rows: int, keys: int, logit_rows: int) -> float:
+    t = cfg["text_config"]
+    H, I, layers, heads, kv = t["hidden_size"], t["intermediate_size"], t["num_hidden_layers"], \
+        t["num_attention_heads"], t["num_key_value_heads"]
+    D = H // heads
+    linear = 2 * rows * (H * heads * D + 2 * H * kv * D + heads * D * H + 3 * H * I)
+    attention = 4 * rows * keys * heads * D
+    return layers * (linear + attention) + 2 * logit_rows * H * t["vocab_size"]
+
+
+def child(spec: dict) -> dict:
+    import numpy as np
+
+    import locateanything_native as la
+
+    t0 = time.time()
+    engine = la.Engine(spec["model"], threads=spec["threads"], quantization=spec["quantization"])
+    load_s = time.time() - t0
+    memory = engine.core.memory_report()
+    rng = np.random.default_rng(0)
+    runs = []
+    warm = rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)
+    engine.detect(warm, ["person"], generation_mode="slow", max_new_tokens=2)  # page in the weights
+    for size in spec["sizes"]:
+        w, h = (int(v) for v in size.split("x"))
+        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        for mode in spec["modes"]:
+            r = engine.detect(img, ["person"], generation_mode=mode, max_new_tokens=spec["tokens"])
+            steps = r.step_times  # (rows, is_mtp, seconds, committed)
+            decode_steps = steps[1:]
+            ar = [s[2] for s in decode_steps if not s[1]]
+            mtp = [s[2] for s in decode_steps if s[1]]
+            after_first = sum(s[3] for s in decode_steps)
+            runs.append({
+                "size": size, "mode": mode, "timings": r.timings, "answer_tokens": len(r.generated_ids),
+                "forward_calls": r.forward_calls, "stop_reason": r.stop_reason,
+                "prefill_rows": steps[0][0] if steps else 0,
+                "ar_step_s": sum(ar) / len(ar) if ar else None,
+                "mtp_step_s": sum(mtp) / len(mtp) if mtp else None,
+                "mtp_rows": [s[0] for s in decode_steps if s[1]][:8],
+                "tokens_per_mtp_step": (sum(s[3] for s in decode_steps if s[1]) / len(mtp)) if mtp else None,
+                # Decode cost per committed token after the prefill pass (which commits its own tokens).
+                "decode_per_token_s": r.timings["decode"] / max(1, after_first),
+                "end_to_end_s": r.timings["total"],
+            })
+    return {"quantization": spec["quantization"], "tag": engine.core.quantization, "load_s": load_s,
+            "memory": memory, "runs": runs, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=str(HERE / "cache" / "random-full"))
+    p.add_argument("--sizes", default="448x448,640x360")
+    p.add_argument("--modes", default="slow,fast,hybrid")
+    p.add_argument("--quantizations", default="int4,none")
+    p.add_argument("--tokens", type=int, default=64)
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--reference", action="append", default=[], help="JSON from reference_baseline.py")
+    p.add_argument("--peer", action="append", default=[], help="JSON from ../shared/peer-bench/run_bench.sh")
+    p.add_argument("--probe-build", default=str(REPO / "build-bench"))
+    p.add_argument("--out", default=str(HERE / "results" / f"{platform.node() or 'machine'}.json"))
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        print(json.dumps(child(json.loads(args.child))))
+        return 0
+
+    cfg = json.loads((pathlib.Path(args.model) / "config.json").read_text())
+    limits = probe(pathlib.Path(args.probe_build))
+    all_threads = limits[f"threads_{limits['hardware_threads']}"]
+    lim = limits.get(f"threads_{args.threads}", all_threads)
+    results = {"machine": machine(), "threads": args.threads, "tokens": args.tokens, "probe": limits, "engines": []}
+    for q in args.quantizations.split(","):
+        spec = {"model": args.model, "threads": args.threads, "quantization": q, "sizes": args.sizes.split(","),
+                "modes": args.modes.split(","), "tokens": args.tokens}
+        out = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], check=True, capture_output=True,
+                             text=True).stdout
+        res = json.loads(out.strip().splitlines()[-1])
+        for run in res["runs"]:
+            w, h = (int(v) for v in run["size"].split("x"))
+            gh, gw = (h + 27) // 28 * 2, (w + 27) // 28 * 2
+            t = run["timings"]
+            run["vision_gflops"] = vision_flops(cfg, gh, gw) / 1e9
+            run["vision_fraction_of_fp32_peak"] = run["vision_gflops"] / t["vision"] / lim["fp32_peak_GFLOPs"]
+            pf = decoder_flops(cfg, run["prefill_rows"], run["prefill_rows"], 6 if run["mode"] != "slow" else 1) / 1e9
+            peak = lim["int8_peak_GOPs"] if q != "none" else lim["fp32_peak_GFLOPs"]
+            run["prefill_gflops"] = pf
+            run["prefill_fraction_of_peak"] = pf / t["prefill"] / peak
+            if run["ar_step_s"]:
+                limit_s = res["memory"]["decode_streamed_per_step"] / (lim["read_GBps"] * 1e9)
+                run["decode_step_bandwidth_limit_s"] = limit_s
+                run["decode_step_fraction_of_bandwidth"] = limit_s / run["ar_step_s"]
+        results["engines"].append(res)
+    for f in args.reference:
+        results.setdefault("reference", []).append(json.loads(pathlib.Path(f).read_text()))
+    for f in args.peer:
+        results.setdefault("peer", []).append(json.loads(pathlib.Path(f).read_text()))
+    pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    pathlib.Path(args.out).write_text(json.dumps(results, indent=1))
+    print_table(results)
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+def print_table(results: dict) -> None:
+    print(f"threads={results['threads']} tokens={results['tokens']} probe={results['probe']}")
+    hdr = f"{'quant':6} {'size':8} {'mode':6} {'vision':>7} {'prefill':>8} {'AR step':>8} {'MTP step':>8} " \
+          f"{'tok/s':>6} {'e2e':>7} {'vis%pk':>6} {'pre%pk':>6} {'dec%bw':>6}"
+    print(hdr)
+    for eng in results["engines"]:
+        for r in eng["runs"]:
+            t = r["timings"]
+
+            def f(v, fmt="{:8.3f}"):
+                return fmt.format(v) if v is not None else " " * len(fmt.format(0.0))
+            print(f"{eng['quantization']:6} {r['size']:8} {r['mode']:6} {t['vision']:7.2f} {t['prefill']:8.2f} "
+                  f"{f(r['ar_step_s'])} {f(r['mtp_step_s'])} {t['tokens_per_second']:6.2f} {r['end_to_end_s']:7.2f} "
+                  f"{100 * r['vision_fraction_of_fp32_peak']:6.1f} {100 * r['prefill_fraction_of_peak']:6.1f} "
+                  f"{f(r.get('decode_step_fraction_of_bandwidth') and 100 * r['decode_step_fraction_of_bandwidth'], '{:6.1f}')}")
+        print(f"  {eng['quantization']}: load {eng['load_s']:.1f}s, peak RSS {eng['peak_rss_gb']:.2f} GB, "
+              f"memory {json.dumps({k: round(v / 1e9, 3) for k, v in eng['memory'].items()})} GB")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

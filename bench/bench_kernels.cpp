@@ -1,0 +1,273 @@
+// Micro-benchmark of the quantised linear kernels against this machine's measured memory bandwidth
+// and int8 VNNI peak; prints one table.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <random>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "core/cpu.h"
+#include "core/thread_pool.h"
+#include "kernels/quant.h"
+
+namespace la {
+namespace {
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Best of `reps` timings of fn (after one warm-up call), in seconds.
+double time_best(int reps, const std::function<void()>& fn) {
+  fn();
+  double best = 1e30;
+  for (int r = 0; r < reps; ++r) {
+    const double t0 = now_s();
+    fn();
+    best = std::min(best, now_s() - t0);
+  }
+  return best;
+}
+
+__attribute__((target("avx2"))) uint64_t sum_words(const uint64_t* p, int64_t n) {
+  __m256i acc0 = _mm256_setzero_si256(), acc1 = acc0;
+  const __m256i* v = reinterpret_cast<const __m256i*>(p);
+  for (int64_t i = 0; i < n / 8; ++i) {
+    acc0 = _mm256_add_epi64(acc0, _mm256_loadu_si256(v + 2 * i));
+    acc1 = _mm256_add_epi64(acc1, _mm256_loadu_si256(v + 2 * i + 1));
+  }
+  uint64_t out[4];
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_add_epi64(acc0, acc1));
+  return out[0] + out[1] + out[2] + out[3];
+}
+
+// Read bandwidth: sums a buffer far larger than the caches, split over the pool.
+double read_gbs(const std::vector<uint64_t>& buf) {
+  std::vector<uint64_t> sink(64, 0);
+  const double t = time_best(5, [&] {
+    parallel_for(static_cast<int64_t>(buf.size()), 1 << 16,
+                 [&](int64_t b, int64_t e) { sink[(b * 7) % 64] += sum_words(buf.data() + b, e - b); });
+  });
+  return buf.size() * 8.0 / t / 1e9;
+}
+
+// memcpy bandwidth (bytes read + bytes written per second).
+double copy_gbs(const std::vector<uint8_t>& src, std::vector<uint8_t>& dst) {
+  const double t = time_best(5, [&] {
+    parallel_for(static_cast<int64_t>(src.size()), 1 << 20,
+                 [&](int64_t b, int64_t e) { std::memcpy(dst.data() + b, src.data() + b, e - b); });
+  });
+  return 2.0 * src.size() / t / 1e9;
+}
+
+// One thread's share of the peak loop: 12 independent vpdpbusd chains.
+__attribute__((target("avx512vnni,avx512f,avx512bw"))) int64_t dpbusd_loop(int64_t iters) {
+  __m512i a0 = _mm512_set1_epi32(1), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+  __m512i a8 = a0, a9 = a0, a10 = a0, a11 = a0;
+  __m512i x = _mm512_set1_epi8(3), w = _mm512_set1_epi8(5);
+  for (int64_t i = 0; i < iters; ++i) {
+    a0 = _mm512_dpbusd_epi32(a0, x, w);
+    a1 = _mm512_dpbusd_epi32(a1, x, w);
+    a2 = _mm512_dpbusd_epi32(a2, x, w);
+    a3 = _mm512_dpbusd_epi32(a3, x, w);
+    a4 = _mm512_dpbusd_epi32(a4, x, w);
+    a5 = _mm512_dpbusd_epi32(a5, x, w);
+    a6 = _mm512_dpbusd_epi32(a6, x, w);
+    a7 = _mm512_dpbusd_epi32(a7, x, w);
+    a8 = _mm512_dpbusd_epi32(a8, x, w);
+    a9 = _mm512_dpbusd_epi32(a9, x, w);
+    a10 = _mm512_dpbusd_epi32(a10, x, w);
+    a11 = _mm512_dpbusd_epi32(a11, x, w);
+    asm volatile("" : "+v"(x));
+  }
+  __m512i s = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)),
+                               _mm512_add_epi32(_mm512_add_epi32(a4, a5), _mm512_add_epi32(a6, a7)));
+  s = _mm512_add_epi32(s, _mm512_add_epi32(_mm512_add_epi32(a8, a9), _mm512_add_epi32(a10, a11)));
+  int32_t lanes[16];
+  _mm512_storeu_si512(lanes, s);
+  int64_t total = 0;
+  for (int32_t v : lanes) total += v;
+  return total;
+}
+
+// Peak int8 throughput of the pool: 2·64 ops (multiply + add) per vpdpbusd.
+double vnni_peak_gops() {
+  const int64_t iters = 20000000;
+  const int threads = current_pool() ? current_pool()->size() : 1;
+  std::vector<int64_t> sink(64, 0);
+  const double t = time_best(3, [&] {
+    parallel_for(threads, 1, [&](int64_t b, int64_t e) {
+      for (int64_t th = b; th < e; ++th) sink[th % 64] += dpbusd_loop(iters);
+    });
+  });
+  return threads * iters * 12.0 * 128 / t / 1e9;
+}
+
+std::vector<float> random_floats(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float& f : v) f = g(rng);
+  return v;
+}
+
+// `copies` independent quantised copies of an [N, K] matrix, cycled so the weights come from DRAM.
+struct WeightSet {
+  int64_t N, K, bytes;
+  QuantFormat fmt;
+  std::vector<std::vector<uint8_t>> copies;
+  WeightSet(int64_t n, int64_t k, QuantFormat f, int64_t min_total_bytes) : N(n), K(k), fmt(f) {
+    bytes = quant_matrix_bytes(fmt, N, K);
+    const std::vector<float> w = random_floats(N * K, 1);
+    std::vector<uint8_t> q(bytes);
+    quantise_weights(w.data(), N, K, K, fmt, q.data());
+    const int64_t n_copies = std::max<int64_t>(2, min_total_bytes / bytes + 1);
+    copies.assign(n_copies, q);
+  }
+};
+
+// Timings of one configuration: median and best seconds per call.
+struct Timing {
+  double median, best;
+};
+
+// One quant_linear call per M in `Ms`, round-robin for `rounds` rounds, each on the next weight copy,
+// so every M sees the same background noise (the machine is shared).
+std::vector<Timing> time_linear(const WeightSet& ws, const std::vector<int64_t>& Ms, int rounds) {
+  std::vector<std::vector<BlockQ8A>> xq(Ms.size());
+  int64_t max_m = 0;
+  for (size_t i = 0; i < Ms.size(); ++i) {
+    const std::vector<float> x = random_floats(Ms[i] * ws.K, 2);
+    xq[i].resize(Ms[i] * ws.K / 32);
+    quantise_activations(x.data(), Ms[i], ws.K, ws.K, xq[i].data());
+    max_m = std::max(max_m, Ms[i]);
+  }
+  std::vector<float> y(max_m * ws.N);
+  size_t next = 0;
+  auto call = [&](size_t i) {
+    quant_linear(xq[i].data(), Ms[i], ws.K, ws.copies[next].data(), ws.fmt, ws.N, nullptr, y.data(), ws.N);
+    next = (next + 1) % ws.copies.size();
+  };
+  for (size_t c = 0; c < ws.copies.size(); ++c) call(0);  // warm-up: page in every copy
+  std::vector<std::vector<double>> times(Ms.size());
+  for (int r = 0; r < rounds; ++r)
+    for (size_t i = 0; i < Ms.size(); ++i) {
+      const double t0 = now_s();
+      call(i);
+      times[i].push_back(now_s() - t0);
+    }
+  std::vector<Timing> out;
+  for (auto& t : times) {
+    std::sort(t.begin(), t.end());
+    out.push_back({t[t.size() / 2], t[0]});
+  }
+  return out;
+}
+
+struct Machine {
+  double read_gbs[3] = {0, 12.0, 22.0};  // by thread count; defaults when `mem` is not run
+  double peak_gops[3] = {0, 780, 1560};
+};
+
+void bench_memory(Machine& mc) {
+  const int64_t bytes = 1536ll << 20;
+  std::vector<uint64_t> rbuf(bytes / 8, 1);
+  std::vector<uint8_t> src(512ll << 20, 1), dst(512ll << 20, 0);
+  double copy[3] = {0, 0, 0};
+  for (int th = 1; th <= 2; ++th) {
+    ThreadPool pool(th);
+    PoolScope scope(&pool);
+    mc.read_gbs[th] = read_gbs(rbuf);
+    copy[th] = copy_gbs(src, dst);
+    mc.peak_gops[th] = detected_isa() >= Isa::Avx512Vnni ? vnni_peak_gops() : 0.0;
+  }
+  std::printf("\n%-46s %10s %10s\n", "machine", "1 thread", "2 threads");
+  std::printf("%-46s %10.1f %10.1f\n", "read GB/s", mc.read_gbs[1], mc.read_gbs[2]);
+  std::printf("%-46s %10.1f %10.1f\n", "memcpy GB/s (read + write)", copy[1], copy[2]);
+  std::printf("%-46s %10.0f %10.0f\n", "vpdpbusd zmm peak GOP/s", mc.peak_gops[1], mc.peak_gops[2]);
+}
+
+void bench_gemv(const Machine& mc) {
+  std::printf("\n%-34s %7s %9s %9s %8s %8s %8s\n", "GEMV, Q4_32 weights from DRAM", "threads", "median ms",
+              "best ms", "GB/s", "% read", "x M=1");
+  for (auto [N, K] : {std::pair<int64_t, int64_t>{11008, 2048}, {2048, 11008}}) {
+    const WeightSet ws(N, K, QuantFormat::Q4_32, 1536ll << 20);  // copies well beyond any L3
+    for (int th = 1; th <= 2; ++th) {
+      ThreadPool pool(th);
+      PoolScope scope(&pool);
+      const std::vector<int64_t> Ms = {1, 6, 12};
+      const std::vector<Timing> t = time_linear(ws, Ms, 60);
+      for (size_t i = 0; i < Ms.size(); ++i) {
+        char label[64];
+        std::snprintf(label, sizeof label, "[%lld, %lld] M=%lld", static_cast<long long>(N), static_cast<long long>(K),
+                      static_cast<long long>(Ms[i]));
+        const double gbs = ws.bytes / t[i].median / 1e9;
+        std::printf("%-34s %7d %9.3f %9.3f %8.1f %8.0f %8.2f\n", label, th, t[i].median * 1e3, t[i].best * 1e3, gbs,
+                    100.0 * gbs / mc.read_gbs[th], t[i].median / t[0].median);
+      }
+    }
+  }
+}
+
+void bench_gemm(const Machine& mc) {
+  std::printf("\n%-46s %10s %10s %10s %10s\n", "GEMM, weights cached (median of 5)", "threads", "ms", "GOP/s",
+              "% peak");
+  using Case = std::tuple<QuantFormat, int64_t, int64_t, int64_t>;
+  const Case cases[] = {{QuantFormat::Q4_32, 11008, 2048, 350},
+                        {QuantFormat::Q4_32, 2048, 11008, 350},
+                        {QuantFormat::Q4_128, 11008, 2048, 350},
+                        {QuantFormat::Q8_32, 11008, 2048, 350}};
+  for (auto [fmt, N, K, M] : cases) {
+    const WeightSet ws(N, K, fmt, 0);
+    for (int th = 1; th <= 2; ++th) {
+      ThreadPool pool(th);
+      PoolScope scope(&pool);
+      const double t = time_linear(ws, {M}, 5)[0].median;
+      const double gops = 2.0 * M * N * K / t / 1e9;
+      char label[96];
+      std::snprintf(label, sizeof label, "%s [%lld, %lld] M=%lld", quant_format_name(fmt), static_cast<long long>(N),
+                    static_cast<long long>(K), static_cast<long long>(M));
+      std::printf("%-46s %10d %10.2f %10.0f %10.0f\n", label, th, t * 1e3, gops,
+                  mc.peak_gops[th] > 0 ? 100 * gops / mc.peak_gops[th] : 0.0);
+    }
+  }
+}
+
+void bench_quantise() {
+  const int64_t M = 350, K = 11008;
+  const std::vector<float> x = random_floats(M * K, 3);
+  std::vector<BlockQ8A> xq(M * K / 32);
+  ThreadPool pool(2);
+  PoolScope scope(&pool);
+  const double t = time_best(5, [&] { quantise_activations(x.data(), M, K, K, xq.data()); });
+  std::printf("\n%-46s %10d %10.3f\n", "quantise_activations [350, 11008]", 2, t * 1e3);
+}
+
+}  // namespace
+}  // namespace la
+
+int main(int argc, char** argv) {
+  using namespace la;
+  // Optional section names (mem gemv gemm quant) pick what runs; default: everything.
+  auto want = [&](const char* name) {
+    if (argc < 2) return true;
+    for (int i = 1; i < argc; ++i)
+      if (!std::strcmp(argv[i], name)) return true;
+    return false;
+  };
+  std::printf("ISA: %s (detected %s), hardware threads %d\n", isa_name(active_isa()), isa_name(detected_isa()),
+              ThreadPool::hardware_threads());
+  Machine mc;
+  if (want("mem")) bench_memory(mc);
+  if (want("gemv")) bench_gemv(mc);
+  if (want("gemm")) bench_gemm(mc);
+  if (want("quant")) bench_quantise();
+  return 0;
+}

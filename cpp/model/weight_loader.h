@@ -1,0 +1,63 @@
+// Where the decoder's matrices come from: float checkpoint tensors (used in place, or quantised at
+// load), AutoRound/GPTQ int4 tensors (repacked without going through float), or a packed cache
+// written by an earlier load (memory-mapped, no conversion).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/config.h"
+#include "io/safetensors.h"
+#include "model/weights.h"
+
+namespace la {
+
+// How the decoder is held in memory.
+struct QuantPlan {
+  bool quantize = false;                   // decoder linears quantised
+  QuantFormat linear = QuantFormat::Q4_32;  // their format
+  bool embedding_q4 = false;               // the embedding table as Q4_32 (gathered and dequantised per token)
+  // The tied output head: the embedding itself (quantised or not), a separate Q8_32 copy, or the
+  // checkpoint's float weights.
+  enum class Head { Embedding, Q8, Float } head = Head::Embedding;
+
+  // "none" (float32 compute from the checkpoint's weights), "int8", "int4" (Q4 blocks of 32),
+  // "int4-b128"; InvalidArgument otherwise.
+  static QuantPlan from_name(const std::string& name);
+  bool any() const { return quantize || embedding_q4 || head == Head::Q8; }
+  // Tag of the packed cache file for this plan ("q4_32-emb4-head8", ...).
+  std::string tag() const;
+};
+
+class WeightLoader {
+ public:
+  // `packed` (may be null) holds tensors of an earlier quantisation, named "<weight name>@<format>".
+  WeightLoader(const WeightStore& ws, const QuantizationConfig& checkpoint_quant, const QuantPlan& plan,
+               const WeightStore* packed);
+
+  // A decoder linear `name` ([out, in], + bias) as the plan says.
+  LinearWeight linear(const std::string& name, int64_t out, int64_t in, bool with_bias);
+  // The token embedding [vocab, hidden].
+  LinearWeight embedding(const std::string& name, int64_t vocab, int64_t hidden);
+  // The output head of a tied model, from the embedding.
+  LinearWeight tied_head(const LinearWeight& embedding, const std::string& embedding_name);
+
+  // Quantised tensors made during this load (not found in `packed`), to write a cache.
+  const std::vector<TensorBlob>& new_blobs() const { return blobs_; }
+  const std::vector<std::string>& notes() const { return notes_; }
+
+ private:
+  LinearWeight quantized(const std::string& weight_name, const LinearWeight& source, QuantFormat fmt);
+  LinearWeight from_packed(const std::string& weight_name, int64_t out, int64_t in, QuantFormat fmt);
+
+  const WeightStore& ws_;
+  QuantizationConfig ckpt_;
+  QuantPlan plan_;
+  const WeightStore* packed_;
+  std::vector<TensorBlob> blobs_;
+  std::vector<std::shared_ptr<const void>> keep_;  // owners of blob data
+  std::vector<std::string> notes_;
+};
+
+}  // namespace la

@@ -1,0 +1,87 @@
+"""INT4 / INT8 decoders on the fixtures: prefill-logit error against the float32 goldens (printed per
+case and bounded), the packed weight cache, and the memory the formats take."""
+import json
+import time
+
+import numpy as np
+import pytest
+
+import locateanything_native as la
+
+# Bounds derived from the formats, not from the measured values:
+# - Q4 weights (blocks of 32, scale = max|w|/8): rounding noise is uniform with step Δ = max|w|/8, so
+#   its variance is Δ²/12; for near-Gaussian rows max|w| over 32 samples stays below ~2.8σ, giving a
+#   relative error of (2.8/8)²/12 ≈ 0.010 per matrix. In this residual network the logit error adds
+#   up over the matrices that write into the residual stream on the way to the logits: the embedding,
+#   o_proj and down_proj of both layers (5; the Q8 head adds ~(2.8/127)²/12 ≈ 4e-5, the INT8
+#   activations about as much). 5 × 0.010 + small terms → 0.06.
+# - Blocks of 128 have a larger max over more samples (~3.3σ): (3.3/8)²/12 ≈ 0.014 per matrix → 0.08.
+# - INT8 weights and activations: (2.8/127)²/12 ≈ 4e-5 per matrix, ×5 (+ activations) → 5e-4.
+BOUNDS = {"int4": 0.06, "int4-b128": 0.08, "int8": 5e-4}
+
+
+def _cases(fixtures_dir):
+    return sorted(p.stem for p in (fixtures_dir / "tiny-a" / "cases").glob("*.json"))
+
+
+def _nmse(engine, fixtures_dir, case):
+    meta = json.loads((fixtures_dir / "tiny-a" / "cases" / f"{case}.json").read_text())
+    npz = np.load(fixtures_dir / "tiny-a" / "cases" / f"{case}.npz")
+    rows = np.load(fixtures_dir / "tiny-a" / "vision" / f"{meta['image']}.npz")["mlp1_out"]
+    logits = engine.prefill_logits(npz["input_ids"].tolist(), rows, last_n=8)
+    got = np.concatenate([logits[:, 151643:], logits[:, :151643:97]], axis=1)
+    gold = np.concatenate([npz["prefill_last8_special_logits"], npz["prefill_last8_stride97_logits"]], axis=1)
+    return float(((got - gold) ** 2).sum() / (gold ** 2).sum())
+
+
+@pytest.mark.parametrize("quantization", sorted(BOUNDS))
+def test_prefill_logit_nmse_against_float_goldens(fixtures_dir, quantization, capsys):
+    engine = la.Engine(str(fixtures_dir / "tiny-a"), threads=2, quantization=quantization)
+    values = {case: _nmse(engine, fixtures_dir, case) for case in _cases(fixtures_dir)}
+    with capsys.disabled():
+        print(f"\n{quantization}: prefill logit NMSE vs float32 goldens")
+        for case, v in values.items():
+            print(f"  {case:40s} {v:.3e}")
+    assert max(values.values()) < BOUNDS[quantization]
+    assert min(values.values()) > 0  # the quantised path really is quantised
+
+
+def test_float_path_is_unchanged_by_quantisation_support(fixtures_dir):
+    engine = la.Engine(str(fixtures_dir / "tiny-a"), threads=2, quantization="none")
+    assert engine.core.quantization == "float"
+    assert max(_nmse(engine, fixtures_dir, c) for c in _cases(fixtures_dir)) < 1e-10
+
+
+def test_packed_cache_round_trip(fixtures_dir, tmp_path):
+    path = tmp_path / "packed.safetensors"
+    t0 = time.time()
+    cold = la.Engine(str(fixtures_dir / "tiny-a"), threads=2, quantization="int4", packed_cache=str(path))
+    cold_s = time.time() - t0
+    assert path.is_file() and any("wrote the packed weight cache" in n for n in cold.core.notes)
+    t0 = time.time()
+    warm = la.Engine(str(fixtures_dir / "tiny-a"), threads=2, quantization="int4", packed_cache=str(path))
+    warm_s = time.time() - t0
+    assert any("loaded packed weights" in n for n in warm.core.notes)
+    case = _cases(fixtures_dir)[0]
+    assert _nmse(cold, fixtures_dir, case) == _nmse(warm, fixtures_dir, case)
+    name = "language_model.model.layers.1.mlp.down_proj"
+    np.testing.assert_array_equal(cold.core.decoder_weight(name), warm.core.decoder_weight(name))
+    print(f"\ntiny-a int4 load: cold {cold_s:.3f}s, warm (packed cache) {warm_s:.3f}s")
+    # A cache from another plan or a stale one is ignored, not trusted.
+    other = la.Engine(str(fixtures_dir / "tiny-a"), threads=2, quantization="int8", packed_cache=str(path))
+    assert not any("loaded packed weights" in n for n in other.core.notes)
+    off = la.Engine(str(fixtures_dir / "tiny-a"), threads=2, quantization="int4", packed_cache=False)
+    assert off.core.packed_cache_file == ""
+
+
+def test_quantised_weights_take_their_format_size(fixtures_dir):
+    f32 = la.Engine(str(fixtures_dir / "tiny-a"), threads=1, quantization="none")
+    q4 = la.Engine(str(fixtures_dir / "tiny-a"), threads=1, quantization="int4", packed_cache=False)
+    name = "language_model.model.layers.0.mlp.gate_proj"
+    w = f32.core.decoder_weight(name)
+    wq = q4.core.decoder_weight(name)
+    # Dequantised Q4 values lie on the block grid: at most 16 distinct values per block of 32.
+    blocks = wq.reshape(wq.shape[0], -1, 32)
+    assert max(len(np.unique(b)) for row in blocks for b in row) <= 16
+    assert np.abs(wq - w).max() <= np.abs(w).max() / 8 + 1e-6  # at most one step (max|w|/8)
+    assert q4.core.weight_bytes < f32.core.weight_bytes
