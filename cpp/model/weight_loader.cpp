@@ -99,6 +99,18 @@ LinearWeight WeightLoader::linear(const std::string& name, int64_t out, int64_t 
     LA_CHECK(sc.dtype == DType::F16 && sc.shape == std::vector<int64_t>({in / g, out}), RuntimeError, "'", name,
              ".scales' has dtype ", dtype_name(sc.dtype), " and shape ", sc.shape_str(), "; expected F16 [", in / g,
              ", ", out, "]");
+    if (ws_.has(name + ".g_idx")) {
+      // Activation reordering (desc_act) would permute input channels between groups: only the
+      // trivial order k / g is supported.
+      const TensorView& gi = ws_.get(name + ".g_idx");
+      LA_CHECK(gi.dtype == DType::I32 && gi.numel() == in, RuntimeError, "'", name, ".g_idx' has an unexpected layout");
+      for (int64_t k = 0; k < in; ++k) {
+        int32_t v;
+        std::memcpy(&v, gi.data + 4 * k, 4);
+        LA_CHECK(v == k / g, RuntimeError, "'", name, "' was quantised with activation reordering (desc_act); "
+                 "re-export it without act-order");
+      }
+    }
     if (ws_.has(name + ".qzeros")) {
       // Symmetric 4-bit codes are centred on 8; GPTQ-style packing stores zero − 1 = 7.
       const TensorView& qz = ws_.get(name + ".qzeros");
