@@ -16,6 +16,7 @@
 #include "core/cpu.h"
 #include "core/thread_pool.h"
 #include "kernels/quant.h"
+#include "machine.h"
 
 namespace la {
 namespace {
@@ -34,80 +35,6 @@ double time_best(int reps, const std::function<void()>& fn) {
     best = std::min(best, now_s() - t0);
   }
   return best;
-}
-
-__attribute__((target("avx2"))) uint64_t sum_words(const uint64_t* p, int64_t n) {
-  __m256i acc0 = _mm256_setzero_si256(), acc1 = acc0;
-  const __m256i* v = reinterpret_cast<const __m256i*>(p);
-  for (int64_t i = 0; i < n / 8; ++i) {
-    acc0 = _mm256_add_epi64(acc0, _mm256_loadu_si256(v + 2 * i));
-    acc1 = _mm256_add_epi64(acc1, _mm256_loadu_si256(v + 2 * i + 1));
-  }
-  uint64_t out[4];
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_add_epi64(acc0, acc1));
-  return out[0] + out[1] + out[2] + out[3];
-}
-
-// Read bandwidth: sums a buffer far larger than the caches, split over the pool.
-double read_gbs(const std::vector<uint64_t>& buf) {
-  std::vector<uint64_t> sink(64, 0);
-  const double t = time_best(5, [&] {
-    parallel_for(static_cast<int64_t>(buf.size()), 1 << 16,
-                 [&](int64_t b, int64_t e) { sink[(b * 7) % 64] += sum_words(buf.data() + b, e - b); });
-  });
-  return buf.size() * 8.0 / t / 1e9;
-}
-
-// memcpy bandwidth (bytes read + bytes written per second).
-double copy_gbs(const std::vector<uint8_t>& src, std::vector<uint8_t>& dst) {
-  const double t = time_best(5, [&] {
-    parallel_for(static_cast<int64_t>(src.size()), 1 << 20,
-                 [&](int64_t b, int64_t e) { std::memcpy(dst.data() + b, src.data() + b, e - b); });
-  });
-  return 2.0 * src.size() / t / 1e9;
-}
-
-// One thread's share of the peak loop: 12 independent vpdpbusd chains.
-__attribute__((target("avx512vnni,avx512f,avx512bw"))) int64_t dpbusd_loop(int64_t iters) {
-  __m512i a0 = _mm512_set1_epi32(1), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-  __m512i a8 = a0, a9 = a0, a10 = a0, a11 = a0;
-  __m512i x = _mm512_set1_epi8(3), w = _mm512_set1_epi8(5);
-  for (int64_t i = 0; i < iters; ++i) {
-    a0 = _mm512_dpbusd_epi32(a0, x, w);
-    a1 = _mm512_dpbusd_epi32(a1, x, w);
-    a2 = _mm512_dpbusd_epi32(a2, x, w);
-    a3 = _mm512_dpbusd_epi32(a3, x, w);
-    a4 = _mm512_dpbusd_epi32(a4, x, w);
-    a5 = _mm512_dpbusd_epi32(a5, x, w);
-    a6 = _mm512_dpbusd_epi32(a6, x, w);
-    a7 = _mm512_dpbusd_epi32(a7, x, w);
-    a8 = _mm512_dpbusd_epi32(a8, x, w);
-    a9 = _mm512_dpbusd_epi32(a9, x, w);
-    a10 = _mm512_dpbusd_epi32(a10, x, w);
-    a11 = _mm512_dpbusd_epi32(a11, x, w);
-    asm volatile("" : "+v"(x));
-  }
-  __m512i s = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)),
-                               _mm512_add_epi32(_mm512_add_epi32(a4, a5), _mm512_add_epi32(a6, a7)));
-  s = _mm512_add_epi32(s, _mm512_add_epi32(_mm512_add_epi32(a8, a9), _mm512_add_epi32(a10, a11)));
-  int32_t lanes[16];
-  _mm512_storeu_si512(lanes, s);
-  int64_t total = 0;
-  for (int32_t v : lanes) total += v;
-  return total;
-}
-
-// Peak int8 throughput of the pool: 2·64 ops (multiply + add) per vpdpbusd.
-double vnni_peak_gops() {
-  const int64_t iters = 20000000;
-  const int threads = current_pool() ? current_pool()->size() : 1;
-  std::vector<int64_t> sink(64, 0);
-  const double t = time_best(3, [&] {
-    parallel_for(threads, 1, [&](int64_t b, int64_t e) {
-      for (int64_t th = b; th < e; ++th) sink[th % 64] += dpbusd_loop(iters);
-    });
-  });
-  return threads * iters * 12.0 * 128 / t / 1e9;
 }
 
 std::vector<float> random_floats(int64_t n, uint32_t seed) {
@@ -177,21 +104,15 @@ struct Machine {
 };
 
 void bench_memory(Machine& mc) {
-  const int64_t bytes = 1536ll << 20;
-  std::vector<uint64_t> rbuf(bytes / 8, 1);
-  std::vector<uint8_t> src(512ll << 20, 1), dst(512ll << 20, 0);
-  double copy[3] = {0, 0, 0};
   for (int th = 1; th <= 2; ++th) {
     ThreadPool pool(th);
     PoolScope scope(&pool);
-    mc.read_gbs[th] = read_gbs(rbuf);
-    copy[th] = copy_gbs(src, dst);
-    mc.peak_gops[th] = detected_isa() >= Isa::Avx512Vnni ? vnni_peak_gops() : 0.0;
+    mc.read_gbs[th] = bench::read_bandwidth_gbs();
+    mc.peak_gops[th] = bench::int8_peak_gops();
   }
-  std::printf("\n%-46s %10s %10s\n", "machine", "1 thread", "2 threads");
-  std::printf("%-46s %10.1f %10.1f\n", "read GB/s", mc.read_gbs[1], mc.read_gbs[2]);
-  std::printf("%-46s %10.1f %10.1f\n", "memcpy GB/s (read + write)", copy[1], copy[2]);
-  std::printf("%-46s %10.0f %10.0f\n", "vpdpbusd zmm peak GOP/s", mc.peak_gops[1], mc.peak_gops[2]);
+  std::printf("\n%-34s %9s %9s\n", "machine", "1 thread", "2 threads");
+  std::printf("%-34s %9.1f %9.1f\n", "read GB/s", mc.read_gbs[1], mc.read_gbs[2]);
+  std::printf("%-34s %9.0f %9.0f\n", "vpdpbusd zmm peak GOP/s", mc.peak_gops[1], mc.peak_gops[2]);
 }
 
 void bench_gemv(const Machine& mc) {
@@ -217,8 +138,8 @@ void bench_gemv(const Machine& mc) {
 }
 
 void bench_gemm(const Machine& mc) {
-  std::printf("\n%-46s %10s %10s %10s %10s\n", "GEMM, weights cached (median of 5)", "threads", "ms", "GOP/s",
-              "% peak");
+  std::printf("\n%-34s %7s %9s %9s %8s %8s\n", "GEMM, weights cached (7 runs)", "threads", "median ms", "best ms",
+              "GOP/s", "% peak");
   using Case = std::tuple<QuantFormat, int64_t, int64_t, int64_t>;
   const Case cases[] = {{QuantFormat::Q4_32, 11008, 2048, 350},
                         {QuantFormat::Q4_32, 2048, 11008, 350},
@@ -229,12 +150,12 @@ void bench_gemm(const Machine& mc) {
     for (int th = 1; th <= 2; ++th) {
       ThreadPool pool(th);
       PoolScope scope(&pool);
-      const double t = time_linear(ws, {M}, 5)[0].median;
-      const double gops = 2.0 * M * N * K / t / 1e9;
-      char label[96];
+      const Timing t = time_linear(ws, {M}, 7)[0];
+      const double gops = 2.0 * M * N * K / t.median / 1e9;
+      char label[64];
       std::snprintf(label, sizeof label, "%s [%lld, %lld] M=%lld", quant_format_name(fmt), static_cast<long long>(N),
                     static_cast<long long>(K), static_cast<long long>(M));
-      std::printf("%-46s %10d %10.2f %10.0f %10.0f\n", label, th, t * 1e3, gops,
+      std::printf("%-34s %7d %9.2f %9.2f %8.0f %8.0f\n", label, th, t.median * 1e3, t.best * 1e3, gops,
                   mc.peak_gops[th] > 0 ? 100 * gops / mc.peak_gops[th] : 0.0);
     }
   }
@@ -247,7 +168,7 @@ void bench_quantise() {
   ThreadPool pool(2);
   PoolScope scope(&pool);
   const double t = time_best(5, [&] { quantise_activations(x.data(), M, K, K, xq.data()); });
-  std::printf("\n%-46s %10d %10.3f\n", "quantise_activations [350, 11008]", 2, t * 1e3);
+  std::printf("\n%-34s %7d %9s %9.3f\n", "quantise_activations [350, 11008]", 2, "", t * 1e3);
 }
 
 }  // namespace

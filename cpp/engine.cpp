@@ -27,6 +27,10 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
   const QuantPlan plan = QuantPlan::from_name(options.quantization);
   LA_CHECK(options.threads >= 0, InvalidArgument, "threads must be >= 0 (0 = all cores), got ", options.threads);
   blas_single_threaded();
+  if (blas_core_name() == "Prescott" && detected_isa() >= Isa::Avx2)
+    notes_.push_back("OpenBLAS did not recognise this CPU and uses generic kernels (the vision tower runs several "
+                     "times slower): set OPENBLAS_CORETYPE=SkylakeX (AVX-512) or Haswell (AVX2) before starting; "
+                     "the Python package does this on import");
   pool_ = std::make_unique<ThreadPool>(options.threads);
   vision_cache_.set_max_bytes(options.vision_cache_bytes);
   PoolScope scope(pool_.get());
@@ -102,7 +106,7 @@ std::string Engine::packed_cache_path(const EngineOptions& options, const QuantP
 std::unique_ptr<WeightStore> Engine::open_packed_cache(const std::string& path, const std::string& fingerprint) {
   if (path.empty() || !file_exists(path)) return nullptr;
   try {
-    auto ws = std::make_unique<WeightStore>(WeightStore::open_files({path}));
+    auto ws = std::make_unique<WeightStore>(WeightStore::open_files({path}, /*random_access=*/false));
     // A cache made from other weight files (or an older layout) is ignored and rebuilt.
     if (ws->metadata("fingerprint") != fingerprint || ws->metadata("format") != kPackedFormatVersion) return nullptr;
     return ws;

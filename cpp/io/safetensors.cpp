@@ -97,7 +97,7 @@ void TensorView::to_float(float* out) const {
   for (int64_t i = 0; i < n; ++i) out[i] = float_at(i);
 }
 
-SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
+SafetensorsFile::SafetensorsFile(const std::string& path, bool random_access) : path_(path) {
   int fd = ::open(path.c_str(), O_RDONLY);
   if (fd < 0) {
     LA_CHECK(errno != ENOENT, FileNotFound, "weight file not found: '", path, "'");
@@ -118,6 +118,10 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   ::close(fd);
   if (m == MAP_FAILED) throw RuntimeError(str_cat("cannot map '", path, "': ", std::strerror(errno)));
   map_ = static_cast<const uint8_t*>(m);
+  // No readahead: reading one bias must not pull megabytes of neighbouring weights into the resident
+  // set (a quantised load never needs the float decoder weights). Streamed tensors ask for their
+  // pages with prefetch().
+  if (random_access) ::madvise(m, size_, MADV_RANDOM);
 
   try {
     uint64_t header_len;
@@ -207,10 +211,10 @@ SafetensorsFile::~SafetensorsFile() {
   if (map_) ::munmap(const_cast<uint8_t*>(map_), size_);
 }
 
-WeightStore WeightStore::open_files(const std::vector<std::string>& paths) {
+WeightStore WeightStore::open_files(const std::vector<std::string>& paths, bool random_access) {
   WeightStore ws;
   for (const auto& p : paths) {
-    auto shard = std::make_shared<SafetensorsFile>(p);
+    auto shard = std::make_shared<SafetensorsFile>(p, random_access);
     for (const auto& [name, view] : shard->tensors()) {
       LA_CHECK(!ws.by_name_.count(name), RuntimeError, "tensor '", name, "' appears in both '",
                ws.by_name_[name]->file, "' and '", p, "'; the checkpoint folder mixes two checkpoints.");
@@ -314,6 +318,13 @@ void WeightStore::release(const TensorView& t) const {
   const uintptr_t begin = (reinterpret_cast<uintptr_t>(t.data) + page - 1) & ~(page - 1);
   const uintptr_t end = (reinterpret_cast<uintptr_t>(t.data) + t.nbytes) & ~(page - 1);
   if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+void WeightStore::prefetch(const TensorView& t) const {
+  if (!t.mapped || t.nbytes == 0) return;
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(t.data) & ~(page - 1);
+  ::madvise(reinterpret_cast<void*>(begin), reinterpret_cast<uintptr_t>(t.data) + t.nbytes - begin, MADV_WILLNEED);
 }
 
 void write_safetensors(const std::string& path, const std::vector<TensorBlob>& tensors,

@@ -36,7 +36,9 @@ struct TensorView {
 // One mapped .safetensors file; the whole header is validated at open.
 class SafetensorsFile {
  public:
-  explicit SafetensorsFile(const std::string& path);
+  // random_access: no readahead on the mapping (checkpoints, where a quantised load reads only some
+  // tensors); otherwise the kernel's normal readahead (packed caches, read whole).
+  explicit SafetensorsFile(const std::string& path, bool random_access = true);
   ~SafetensorsFile();
   SafetensorsFile(const SafetensorsFile&) = delete;
   SafetensorsFile& operator=(const SafetensorsFile&) = delete;
@@ -76,7 +78,7 @@ class WeightStore {
   // *.safetensors file there. Missing files: FileNotFound; corrupt headers: RuntimeError.
   static WeightStore open(const std::string& dir);
   // Opens explicit files (tests, packed caches).
-  static WeightStore open_files(const std::vector<std::string>& paths);
+  static WeightStore open_files(const std::vector<std::string>& paths, bool random_access = true);
 
   bool has(const std::string& name) const;
   // The tensor, or RuntimeError naming it and the files searched.
@@ -92,6 +94,8 @@ class WeightStore {
   // Drops this process's resident pages of a tensor (after converting it): file-backed pages are
   // re-read from the page cache if touched again, so this only lowers the resident set.
   void release(const TensorView& t) const;
+  // Starts reading a tensor's pages in the background (mappings are opened without readahead).
+  void prefetch(const TensorView& t) const;
 
  private:
   std::vector<std::shared_ptr<SafetensorsFile>> shards_;

@@ -9,12 +9,18 @@
 #include "core/thread_pool.h"
 
 extern "C" void openblas_set_num_threads(int);
+extern "C" char* openblas_get_corename(void);
 
 namespace la {
 
 void blas_single_threaded() {
   static std::once_flag once;
   std::call_once(once, [] { openblas_set_num_threads(1); });
+}
+
+std::string blas_core_name() {
+  const char* name = openblas_get_corename();
+  return name ? name : "";
 }
 
 void sgemm_nt_serial(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace la {
 
@@ -20,5 +21,8 @@ void sgemm_nn_serial(int64_t M, int64_t N, int64_t K, float alpha, const float* 
 
 // Makes OpenBLAS single-threaded (called once by the engine; safe to call repeatedly).
 void blas_single_threaded();
+
+// The kernel family OpenBLAS picked for this CPU ("SkylakeX", "Haswell", "Prescott", ...).
+std::string blas_core_name();
 
 }  // namespace la

@@ -13,6 +13,8 @@ Projector::Projector(const VisionConfig& vision, const TextConfig& text, const W
   ln_b_ = load_floats(ws, "mlp1.0.bias", {in_dim_});
   fc1_ = load_linear(ws, "mlp1.1", out_dim_, in_dim_, true);
   fc2_ = load_linear(ws, "mlp1.3", out_dim_, out_dim_, true);
+  ws.prefetch(ws.get("mlp1.1.weight"));
+  ws.prefetch(ws.get("mlp1.3.weight"));
 }
 
 std::vector<float> Projector::forward(const float* merged, int64_t n) const {

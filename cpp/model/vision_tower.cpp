@@ -75,6 +75,7 @@ VisionTower::VisionTower(const VisionConfig& cfg, const WeightStore& ws) : cfg_(
     b.wo = load_linear(ws, p + "wo", H, H, true);
     b.fc0 = load_linear(ws, p + "mlp.fc0", cfg.intermediate, H, true);
     b.fc1 = load_linear(ws, p + "mlp.fc1", H, cfg.intermediate, true);
+    for (const char* w : {"wqkv", "wo", "mlp.fc0", "mlp.fc1"}) ws.prefetch(ws.get(p + w + ".weight"));
     blocks_.push_back(std::move(b));
   }
   final_w_ = load_floats(ws, "vision_model.encoder.final_layernorm.weight", {H});

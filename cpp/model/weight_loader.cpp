@@ -58,6 +58,7 @@ LinearWeight WeightLoader::from_packed(const std::string& weight_name, int64_t o
   const TensorView& t = packed_->get(key);
   LA_CHECK(t.dtype == DType::U8 && static_cast<int64_t>(t.nbytes) == quant_matrix_bytes(fmt, out, in), RuntimeError,
            "packed tensor '", key, "' in '", t.file, "' has the wrong size; delete that file to rebuild it");
+  packed_->prefetch(t);
   LinearWeight w;
   w.quantized = true;
   w.qformat = fmt;
@@ -153,7 +154,10 @@ LinearWeight WeightLoader::linear(const std::string& name, int64_t out, int64_t 
     return w;
   }
   LinearWeight source = load_linear(ws_, name, out, in, with_bias);
-  if (!plan_.quantize) return source;
+  if (!plan_.quantize) {
+    ws_.prefetch(ws_.get(weight_name));  // used in place: stream it in now
+    return source;
+  }
   if (in % quant_block_size(plan_.linear) != 0) {
     if (in % kQuantActBlock == 0 && plan_.linear == QuantFormat::Q4_128) return quantized(weight_name, source, QuantFormat::Q4_32);
     notes_.push_back(str_cat("'", weight_name, "' stays in float: its input size ", in,

@@ -12,6 +12,7 @@ std::vector<float> load_floats(const WeightStore& ws, const std::string& name, c
   const TensorView& t = ws.expect(name, shape);
   std::vector<float> out(static_cast<size_t>(t.numel()));
   t.to_float(out.data());
+  ws.release(t);  // a private copy now: the mapped pages are not needed
   return out;
 }
 

@@ -1,0 +1,12 @@
+// Measured limits of this machine for the current thread pool: read bandwidth, float32 FMA and int8
+// VNNI peaks, and what OpenBLAS sgemm reaches. Shared by the probe and the kernel benchmarks.
+#pragma once
+
+namespace la::bench {
+
+double read_bandwidth_gbs();  // sum over a 1 GiB buffer, split over the pool (GB/s)
+double fp32_peak_gflops();     // independent AVX-512 (or AVX2) FMA chains on every pool thread
+double int8_peak_gops();       // independent vpdpbusd chains (0 without AVX-512 VNNI)
+double sgemm_gflops();         // gemm_nt on a vision-sized problem (1024 × 4608 × 1152)
+
+}  // namespace la::bench
