@@ -19,7 +19,7 @@ namespace la {
 
 namespace {
 // Bumped whenever the packed tile layout changes, so stale caches are rebuilt.
-const char* const kPackedFormatVersion = "la-packed-1";
+const char* const kPackedFormatVersion = "la-packed-2";
 }  // namespace
 
 Engine::Engine(const EngineOptions& options) : options_(options) {

@@ -2,6 +2,7 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
+#include <chrono>
 
 namespace la {
 
@@ -48,14 +49,29 @@ void ThreadPool::work_on_current_job() {
   t_inside_task = was_inside;
 }
 
+namespace {
+// Spin this long for the next job before sleeping: decode steps issue hundreds of short jobs, and a
+// condition-variable wake-up costs tens of microseconds each time.
+constexpr auto kSpin = std::chrono::microseconds(200);
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+}  // namespace
+
 void ThreadPool::worker_loop(int /*index*/) {
   uint64_t seen = 0;
   for (;;) {
+    const auto spin_until = std::chrono::steady_clock::now() + kSpin;
+    while (generation_.load(std::memory_order_acquire) == seen && std::chrono::steady_clock::now() < spin_until)
+      for (int i = 0; i < 64; ++i) cpu_relax();
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      cv_.wait(lock, [&] { return stop_ || generation_.load(std::memory_order_relaxed) != seen; });
       if (stop_) return;
-      seen = generation_;
+      seen = generation_.load(std::memory_order_relaxed);
     }
     work_on_current_job();
     if (active_workers_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
@@ -79,10 +95,14 @@ void ThreadPool::run(int64_t n_tasks, const std::function<void(int64_t)>& fn) {
     next_task_.store(0, std::memory_order_relaxed);
     error_ = nullptr;
     active_workers_.store(static_cast<int>(workers_.size()), std::memory_order_release);
-    ++generation_;
+    generation_.fetch_add(1, std::memory_order_release);
   }
   cv_.notify_all();
   work_on_current_job();
+  // The workers usually finish within microseconds of the caller: spin briefly before sleeping.
+  const auto spin_until = std::chrono::steady_clock::now() + kSpin;
+  while (active_workers_.load(std::memory_order_acquire) != 0 && std::chrono::steady_clock::now() < spin_until)
+    cpu_relax();
   {
     std::unique_lock<std::mutex> lock(mu_);
     done_cv_.wait(lock, [&] { return active_workers_.load(std::memory_order_acquire) == 0; });

@@ -1,5 +1,5 @@
-// Attention kernels. Vision: sgemm tiles + online softmax. Decoder: per (row, head) two-pass softmax
-// over the visible keys with the dot16 reduction order.
+// Attention kernels. Vision: sgemm tiles + online softmax. Decoder: per (row, KV head) two-pass
+// softmax over the visible keys with the fixed reduction orders of attention.h.
 #include "kernels/attention.h"
 
 #include <algorithm>
@@ -9,7 +9,6 @@
 
 #include "core/thread_pool.h"
 #include "kernels/gemm.h"
-#include "kernels/linear.h"
 #include "kernels/vmath.h"
 
 namespace la {
@@ -65,38 +64,54 @@ void attention_bidirectional(const float* q, const float* k, const float* v, int
   }
 }
 
+const AttentionKernels& attention_kernels(Isa isa) {
+  if (isa >= Isa::Avx512 && detected_isa() >= Isa::Avx512) return attention_kernels_avx512();
+  if (isa >= Isa::Avx2 && detected_isa() >= Isa::Avx2) return attention_kernels_avx2();
+  return attention_kernels_scalar();
+}
+
 void attention_gqa(const float* q, int64_t rows, int64_t ldq, int heads, int kv_heads, int head_dim,
                    const float* k_cache, const float* v_cache, int64_t capacity, const KeyRanges* ranges, float scale,
                    float* out, int64_t ldo) {
   const int group = heads / kv_heads;
   const VmathKernels& vm = vmath();
-  parallel_for(rows * heads, 1, [&](int64_t t0, int64_t t1) {
+  const AttentionKernels& ak = attention_kernels(active_isa());
+  // One task per (row, KV head): the query heads sharing the KV head are scored together over all
+  // visible keys (the transposed key cache gives contiguous runs of keys per dimension).
+  parallel_for(rows * kv_heads, 1, [&](int64_t t0, int64_t t1) {
     std::vector<float> scores;
-    std::vector<float> acc(head_dim);
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t r = t / heads;
-      const int h = static_cast<int>(t % heads);
+      const int64_t r = t / kv_heads;
+      const int64_t kv = t % kv_heads;
       const KeyRanges& kr = ranges[r];
-      const float* qv = q + r * ldq + static_cast<int64_t>(h) * head_dim;
-      const int64_t kv = h / group;
-      const float* kbase = k_cache + kv * capacity * head_dim;
+      const int64_t n_a = kr.a_end, n_b = std::max<int64_t>(0, kr.b_end - kr.b_begin), n = n_a + n_b;
+      const float* qh = q + r * ldq + kv * group * head_dim;  // the group's query heads, contiguous
+      const float* kt = k_cache + kv * head_dim * capacity;
       const float* vbase = v_cache + kv * capacity * head_dim;
-      const int64_t n_a = kr.a_end, n_b = kr.b_end - kr.b_begin;
-      scores.resize(n_a + std::max<int64_t>(n_b, 0));
-      auto key_index = [&](int64_t j) { return j < n_a ? j : kr.b_begin + (j - n_a); };
-      const int64_t n = static_cast<int64_t>(scores.size());
-      for (int64_t j = 0; j < n; ++j) scores[j] = dot16(qv, kbase + key_index(j) * head_dim, head_dim) * scale;
-      const float m = vm.max(scores.data(), n);
-      const float sum = vm.exp_sum(scores.data(), m, scores.data(), n);
-      std::fill(acc.begin(), acc.end(), 0.0f);
-      for (int64_t j = 0; j < n; ++j) {
-        const float p = scores[j];
-        const float* vr = vbase + key_index(j) * head_dim;
-        for (int d = 0; d < head_dim; ++d) acc[d] += p * vr[d];
+      float* o = out + r * ldo + kv * group * head_dim;
+      scores.resize(static_cast<size_t>(group * n));
+      for (int g0 = 0; g0 < group; g0 += 8) {
+        const int G = std::min(8, group - g0);
+        float* s = scores.data() + g0 * n;
+        ak.scores(qh + g0 * head_dim, G, head_dim, kt, capacity, n_a, s, n);
+        if (n_b > 0) ak.scores(qh + g0 * head_dim, G, head_dim, kt + kr.b_begin, capacity, n_b, s + n_a, n);
       }
-      float* o = out + r * ldo + static_cast<int64_t>(h) * head_dim;
-      const float inv = 1.0f / sum;
-      for (int d = 0; d < head_dim; ++d) o[d] = acc[d] * inv;
+      for (int g = 0; g < group; ++g) {
+        float* s = scores.data() + g * n;
+        for (int64_t j = 0; j < n; ++j) s[j] *= scale;
+        const float m = vm.max(s, n);
+        const float sum = vm.exp_sum(s, m, s, n);
+        const float inv = 1.0f / sum;
+        for (int64_t j = 0; j < n; ++j) s[j] *= inv;  // normalise the weights, then sum the values
+      }
+      std::fill(o, o + group * head_dim, 0.0f);
+      for (int g0 = 0; g0 < group; g0 += 8) {
+        const int G = std::min(8, group - g0);
+        ak.weighted(scores.data() + g0 * n, n, G, n_a, vbase, head_dim, head_dim, o + g0 * head_dim, head_dim);
+        if (n_b > 0)
+          ak.weighted(scores.data() + g0 * n + n_a, n, G, n_b, vbase + kr.b_begin * head_dim, head_dim, head_dim,
+                      o + g0 * head_dim, head_dim);
+      }
     }
   });
 }

@@ -44,17 +44,22 @@ template <int MM, int NN, typename Fmt>
 void tile(const float* x, int64_t ldx, int64_t K, const typename Fmt::T* w, const float* bias, float* y,
           int64_t ldy) {
   __m256 lo[MM][NN], hi[MM][NN];
+  #pragma GCC unroll 4
   for (int i = 0; i < MM; ++i)
+    #pragma GCC unroll 4
     for (int j = 0; j < NN; ++j) lo[i][j] = hi[i][j] = _mm256_setzero_ps();
   int64_t k = 0;
   for (; k + 16 <= K; k += 16) {
     __m256 wl[NN], wh[NN];
+    #pragma GCC unroll 4
     for (int j = 0; j < NN; ++j) {
       wl[j] = Fmt::load8(w + j * K + k);
       wh[j] = Fmt::load8(w + j * K + k + 8);
     }
+    #pragma GCC unroll 4
     for (int i = 0; i < MM; ++i) {
       __m256 xl = _mm256_loadu_ps(x + i * ldx + k), xh = _mm256_loadu_ps(x + i * ldx + k + 8);
+      #pragma GCC unroll 4
       for (int j = 0; j < NN; ++j) {
         lo[i][j] = _mm256_fmadd_ps(xl, wl[j], lo[i][j]);
         hi[i][j] = _mm256_fmadd_ps(xh, wh[j], hi[i][j]);
@@ -69,17 +74,22 @@ void tile(const float* x, int64_t ldx, int64_t K, const typename Fmt::T* w, cons
     const __m256 ml = _mm256_castsi256_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(mbits)));
     const __m256 mh = _mm256_castsi256_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(mbits + 8)));
     alignas(32) float wt[NN][16], xt[16];
+    #pragma GCC unroll 4
     for (int j = 0; j < NN; ++j) Fmt::tail(w + j * K + k, len, wt[j]);
+    #pragma GCC unroll 4
     for (int i = 0; i < MM; ++i) {
       F32Fmt::tail(x + i * ldx + k, len, xt);
       __m256 xl = _mm256_load_ps(xt), xh = _mm256_load_ps(xt + 8);
+      #pragma GCC unroll 4
       for (int j = 0; j < NN; ++j) {
         lo[i][j] = _mm256_blendv_ps(lo[i][j], _mm256_fmadd_ps(xl, _mm256_load_ps(wt[j]), lo[i][j]), ml);
         hi[i][j] = _mm256_blendv_ps(hi[i][j], _mm256_fmadd_ps(xh, _mm256_load_ps(wt[j] + 8), hi[i][j]), mh);
       }
     }
   }
+  #pragma GCC unroll 4
   for (int i = 0; i < MM; ++i)
+    #pragma GCC unroll 4
     for (int j = 0; j < NN; ++j) {
       float s = tree16(lo[i][j], hi[i][j]);
       y[i * ldy + j] = bias ? s + bias[j] : s;

@@ -35,27 +35,37 @@ template <int MM, int NN, typename Fmt>
 void tile(const float* x, int64_t ldx, int64_t K, const typename Fmt::T* w, const float* bias, float* y,
           int64_t ldy) {
   __m512 acc[MM][NN];
+  #pragma GCC unroll 4
   for (int i = 0; i < MM; ++i)
+    #pragma GCC unroll 4
     for (int j = 0; j < NN; ++j) acc[i][j] = _mm512_setzero_ps();
   int64_t k = 0;
   for (; k + 16 <= K; k += 16) {
     __m512 wv[NN];
+    #pragma GCC unroll 4
     for (int j = 0; j < NN; ++j) wv[j] = Fmt::load(w + j * K + k);
+    #pragma GCC unroll 4
     for (int i = 0; i < MM; ++i) {
       __m512 xv = _mm512_loadu_ps(x + i * ldx + k);
+      #pragma GCC unroll 4
       for (int j = 0; j < NN; ++j) acc[i][j] = _mm512_fmadd_ps(xv, wv[j], acc[i][j]);
     }
   }
   if (k < K) {
     const __mmask16 mask = static_cast<__mmask16>((1u << (K - k)) - 1u);
     __m512 wv[NN];
+    #pragma GCC unroll 4
     for (int j = 0; j < NN; ++j) wv[j] = Fmt::load_tail(w + j * K + k, mask);
+    #pragma GCC unroll 4
     for (int i = 0; i < MM; ++i) {
       __m512 xv = _mm512_maskz_loadu_ps(mask, x + i * ldx + k);
+      #pragma GCC unroll 4
       for (int j = 0; j < NN; ++j) acc[i][j] = _mm512_mask3_fmadd_ps(xv, wv[j], acc[i][j], mask);
     }
   }
+  #pragma GCC unroll 4
   for (int i = 0; i < MM; ++i)
+    #pragma GCC unroll 4
     for (int j = 0; j < NN; ++j) {
       float s = tree16(acc[i][j]);
       y[i * ldy + j] = bias ? s + bias[j] : s;

@@ -47,12 +47,30 @@ Decoder::Decoder(const TextConfig& cfg, const WeightStore& ws, WeightLoader& loa
     Layer l;
     l.attn_norm = load_floats(ws, p + "input_layernorm.weight", {H});
     l.mlp_norm = load_floats(ws, p + "post_attention_layernorm.weight", {H});
-    l.q = loader.linear(p + "self_attn.q_proj", Hq, H, true);
-    l.k = loader.linear(p + "self_attn.k_proj", Hkv, H, true);
-    l.v = loader.linear(p + "self_attn.v_proj", Hkv, H, true);
+    std::vector<LinearWeight> views;
+    l.qkv = loader.stacked(p + "self_attn.qkv",
+                           {{p + "self_attn.q_proj", Hq, true}, {p + "self_attn.k_proj", Hkv, true},
+                            {p + "self_attn.v_proj", Hkv, true}},
+                           H, &views);
+    if (l.qkv.data) {
+      l.q = views[0];
+      l.k = views[1];
+      l.v = views[2];
+    } else {
+      l.q = loader.linear(p + "self_attn.q_proj", Hq, H, true);
+      l.k = loader.linear(p + "self_attn.k_proj", Hkv, H, true);
+      l.v = loader.linear(p + "self_attn.v_proj", Hkv, H, true);
+    }
     l.o = loader.linear(p + "self_attn.o_proj", H, Hq, false);
-    l.gate = loader.linear(p + "mlp.gate_proj", I, H, false);
-    l.up = loader.linear(p + "mlp.up_proj", I, H, false);
+    l.gate_up = loader.stacked(p + "mlp.gate_up", {{p + "mlp.gate_proj", I, false}, {p + "mlp.up_proj", I, false}}, H,
+                               &views);
+    if (l.gate_up.data) {
+      l.gate = views[0];
+      l.up = views[1];
+    } else {
+      l.gate = loader.linear(p + "mlp.gate_proj", I, H, false);
+      l.up = loader.linear(p + "mlp.up_proj", I, H, false);
+    }
     l.down = loader.linear(p + "mlp.down_proj", H, I, false);
     layers_.push_back(std::move(l));
   }
@@ -186,8 +204,11 @@ void Decoder::forward(const std::vector<Chunk>& chunks) const {
     const Layer& L = layers_[li];
     const int layer = static_cast<int>(li);
     rms_norm(x.data(), R, H, L.attn_norm.data(), cfg_.rms_eps, a.data());
-    apply_linears(a.data(), R, H, {{&L.q, qkv.data(), QKV}, {&L.k, qkv.data() + Hq, QKV}, {&L.v, qkv.data() + Hq + Hkv, QKV}},
-                  xq);
+    if (L.qkv.data)
+      apply_linears(a.data(), R, H, {{&L.qkv, qkv.data(), QKV}}, xq);
+    else
+      apply_linears(a.data(), R, H, {{&L.q, qkv.data(), QKV}, {&L.k, qkv.data() + Hq, QKV}, {&L.v, qkv.data() + Hq + Hkv, QKV}},
+                    xq);
     rope_rotate_half(qkv.data(), R, QKV, heads, static_cast<int>(D), cos_t.data(), sin_t.data());
     rope_rotate_half(qkv.data() + Hq, R, QKV, kv_heads, static_cast<int>(D), cos_t.data(), sin_t.data());
     // Append this chunk's keys/values to each cache, then attend.
@@ -195,16 +216,11 @@ void Decoder::forward(const std::vector<Chunk>& chunks) const {
       const Chunk& ch = chunks[c];
       KvCache& kv = *ch.cache;
       const int64_t C = kv.length(), cap = kv.capacity();
-      float* kd = kv.k(layer);
-      float* vd = kv.v(layer);
       for (int64_t r = 0; r < ch.q; ++r) {
         const float* src = qkv.data() + (row0[c] + r) * QKV;
-        for (int h = 0; h < kv_heads; ++h) {
-          std::memcpy(kd + (h * cap + C + r) * D, src + Hq + h * D, D * sizeof(float));
-          std::memcpy(vd + (h * cap + C + r) * D, src + Hq + Hkv + h * D, D * sizeof(float));
-        }
+        kv.write(layer, C + r, src + Hq, src + Hq + Hkv);
       }
-      attention_gqa(qkv.data() + row0[c] * QKV, ch.q, QKV, heads, kv_heads, static_cast<int>(D), kd, vd, cap,
+      attention_gqa(qkv.data() + row0[c] * QKV, ch.q, QKV, heads, kv_heads, static_cast<int>(D), kv.k(layer), kv.v(layer), cap,
                     ranges.data() + row0[c], scale, attn.data() + row0[c] * Hq, Hq);
     }
     L.o.apply(attn.data(), R, Hq, tmp.data(), H);
@@ -212,7 +228,10 @@ void Decoder::forward(const std::vector<Chunk>& chunks) const {
     rms_norm(x.data(), R, H, L.mlp_norm.data(), cfg_.rms_eps, a.data());
     for (int64_t r0 = 0; r0 < R; r0 += kMlpRowBlock) {
       const int64_t n = std::min(kMlpRowBlock, R - r0);
-      apply_linears(a.data() + r0 * H, n, H, {{&L.gate, gate_up.data(), 2 * I}, {&L.up, gate_up.data() + I, 2 * I}}, xq);
+      if (L.gate_up.data)
+        apply_linears(a.data() + r0 * H, n, H, {{&L.gate_up, gate_up.data(), 2 * I}}, xq);
+      else
+        apply_linears(a.data() + r0 * H, n, H, {{&L.gate, gate_up.data(), 2 * I}, {&L.up, gate_up.data() + I, 2 * I}}, xq);
       silu_mul(gate_up.data(), n, I, act.data());
       L.down.apply(act.data(), n, I, tmp.data() + r0 * H, H);
     }

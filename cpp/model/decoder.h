@@ -59,6 +59,8 @@ class Decoder {
   struct Layer {
     std::vector<float> attn_norm, mlp_norm;
     LinearWeight q, k, v, o, gate, up, down;
+    // Quantised plans: q|k|v and gate|up stacked by rows (q, k, v, gate, up then view into them).
+    LinearWeight qkv, gate_up;
   };
 
   TextConfig cfg_;

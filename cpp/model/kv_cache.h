@@ -7,7 +7,8 @@
 
 namespace la {
 
-// Layout, per layer: K and V each [kv_heads][capacity][head_dim] float32; rows [0, length) are valid.
+// Layout, per layer: K transposed, [kv_heads][head_dim][capacity] (attention scores a run of keys
+// per dimension), and V [kv_heads][capacity][head_dim], float32; positions [0, length) are valid.
 // Keys are stored after RoPE. One cache per sequence, so a batch holds rows of different lengths.
 class KvCache {
  public:
@@ -22,7 +23,7 @@ class KvCache {
 
   // Ensures room for `n` rows (grows geometrically, keeping the valid rows).
   void reserve(int64_t n);
-  // K / V of one layer: [kv_heads][capacity][head_dim].
+  // K of one layer: [kv_heads][head_dim][capacity]; V: [kv_heads][capacity][head_dim].
   float* k(int layer) { return k_[layer].data(); }
   float* v(int layer) { return v_[layer].data(); }
   const float* k(int layer) const { return k_[layer].data(); }
@@ -34,6 +35,8 @@ class KvCache {
   void truncate(int64_t n);
   // A copy holding the first n rows (prefix sharing).
   KvCache prefix_copy(int64_t n) const;
+  // Writes position `pos` (< capacity) of one layer: k and v hold kv_heads × head_dim values each.
+  void write(int layer, int64_t pos, const float* k, const float* v);
   size_t bytes() const;
 
  private:

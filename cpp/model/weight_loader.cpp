@@ -167,6 +167,61 @@ LinearWeight WeightLoader::linear(const std::string& name, int64_t out, int64_t 
   return quantized(weight_name, source, plan_.linear);
 }
 
+LinearWeight WeightLoader::stacked(const std::string& key, const std::vector<Part>& parts, int64_t in,
+                                   std::vector<LinearWeight>* views) {
+  if (!plan_.quantize || in % quant_block_size(plan_.linear) != 0) return LinearWeight{};
+  int64_t total = 0;
+  for (const Part& p : parts) {
+    if (p.out % kQuantTileRows != 0) return LinearWeight{};  // parts must start on a tile row
+    total += p.out;
+  }
+  const QuantFormat fmt = plan_.linear;
+  LinearWeight all = from_packed(key + ".weight", total, in, fmt);
+  std::vector<LinearWeight> separate;
+  if (!all.data) {
+    const size_t blobs_before = blobs_.size();
+    for (const Part& p : parts) {
+      separate.push_back(linear(p.name, p.out, in, p.with_bias));
+      if (!separate.back().quantized || separate.back().qformat != fmt) return LinearWeight{};
+    }
+    blobs_.resize(blobs_before);  // the stacked matrix is cached instead of its parts
+    auto buf = std::shared_ptr<uint8_t>(new uint8_t[quant_matrix_bytes(fmt, total, in)], std::default_delete<uint8_t[]>());
+    int64_t offset = 0;
+    for (const LinearWeight& w : separate) {
+      std::memcpy(buf.get() + offset, w.data, w.weight_bytes());
+      offset += static_cast<int64_t>(w.weight_bytes());
+    }
+    all.quantized = true;
+    all.qformat = fmt;
+    all.out = total;
+    all.in = in;
+    all.data = buf.get();
+    all.owner = buf;
+    blobs_.push_back({key + ".weight@" + quant_format_name(fmt), DType::U8, {static_cast<int64_t>(all.weight_bytes())},
+                      all.data, all.weight_bytes()});
+    keep_.push_back(all.owner);
+  }
+  // Views of the parts (tile rows are stored row-major, so a part is a contiguous byte range).
+  views->clear();
+  int64_t row = 0;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    LinearWeight v;
+    v.quantized = true;
+    v.qformat = fmt;
+    v.out = parts[i].out;
+    v.in = in;
+    v.data = static_cast<const uint8_t*>(all.data) + quant_matrix_bytes(fmt, row, in);
+    v.owner = all.owner;
+    v.bias = !separate.empty() ? separate[i].bias
+             : parts[i].with_bias ? load_floats(ws_, parts[i].name + ".bias", {parts[i].out}) : std::vector<float>{};
+    all.bias.insert(all.bias.end(), v.bias.begin(), v.bias.end());
+    row += parts[i].out;
+    views->push_back(std::move(v));
+  }
+  if (static_cast<int64_t>(all.bias.size()) != total) all.bias.clear();  // no part has a bias
+  return all;
+}
+
 LinearWeight WeightLoader::embedding(const std::string& name, int64_t vocab, int64_t hidden) {
   LinearWeight source = load_linear(ws_, name, vocab, hidden, false);
   if (!plan_.embedding_q4 || hidden % 32 != 0) return source;

@@ -38,6 +38,18 @@ class WeightLoader {
 
   // A decoder linear `name` ([out, in], + bias) as the plan says.
   LinearWeight linear(const std::string& name, int64_t out, int64_t in, bool with_bias);
+
+  struct Part {
+    std::string name;
+    int64_t out;
+    bool with_bias;
+  };
+  // Quantised plans: linears that read the same input (q|k|v, gate|up) as ONE matrix of their
+  // stacked rows, so a step makes one kernel call and one pass over the input. `parts` returns each
+  // part as a view into it (biases kept per part). Returns an empty weight (data == nullptr) when
+  // the plan does not quantise, or the parts cannot share a format or tile boundaries.
+  LinearWeight stacked(const std::string& key, const std::vector<Part>& parts, int64_t in,
+                       std::vector<LinearWeight>* views);
   // The token embedding [vocab, hidden].
   LinearWeight embedding(const std::string& name, int64_t vocab, int64_t hidden);
   // The output head of a tied model, from the embedding.
