@@ -289,6 +289,15 @@ std::vector<QueryResult> Engine::run_batch(const std::vector<Query>& queries,
       const auto& p = encoded[keys[b][k]]->projected;
       row.image_rows.insert(row.image_rows.end(), p.begin(), p.end());
     }
+    // Failures the reference would only hit deep inside generate(), named up front.
+    const int64_t image_rows = static_cast<int64_t>(row.image_rows.size()) / H;
+    LA_CHECK(std::count(row.ids.begin(), row.ids.end(), cfg_.ids.image_context) == image_rows, InvalidArgument,
+             "query ", b, ": the question contains the reserved token <IMG_CONTEXT>, which marks where image features "
+             "go; remove it from the question");
+    LA_CHECK(cfg_.model_max_length <= 0 || static_cast<int64_t>(row.ids.size()) < cfg_.model_max_length,
+             InvalidArgument, "query ", b, ": the prompt is ", row.ids.size(), " tokens (", image_rows,
+             " of them image tokens), at or above the model's limit of ", cfg_.model_max_length,
+             " (model_max_length): nothing could be generated. Shorten the question or pass a smaller image.");
     res[b].prompt_ids = row.ids;
     res[b].timings.prompt_tokens = static_cast<int64_t>(row.ids.size());
     res[b].timings.image_tokens = static_cast<int64_t>(row.image_rows.size()) / H;

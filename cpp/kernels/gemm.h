@@ -11,6 +11,11 @@ namespace la {
 void gemm_nt(const float* A, int64_t M, int64_t K, int64_t lda, const float* B, int64_t N, int64_t ldb,
              const float* bias, float* C, int64_t ldc);
 
+// gemm_nt with B stored as bfloat16: each pool task widens its own slice of B's rows to float32
+// (exact) just before multiplying it, in parallel, with no float copy of the whole matrix at once.
+void gemm_nt_bf16(const float* A, int64_t M, int64_t K, int64_t lda, const uint16_t* B, int64_t N, int64_t ldb,
+                  const float* bias, float* C, int64_t ldc);
+
 // Single-threaded sgemm building blocks for use inside pool tasks (row-major):
 // C[M,N] = alpha · A[M,K] · B[N,K]ᵀ + beta · C
 void sgemm_nt_serial(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,

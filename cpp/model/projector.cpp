@@ -21,13 +21,9 @@ std::vector<float> Projector::forward(const float* merged, int64_t n) const {
   std::vector<float> h(static_cast<size_t>(n * in_dim_)), a(static_cast<size_t>(n * out_dim_)),
       y(static_cast<size_t>(n * out_dim_));
   layer_norm(merged, n, in_dim_, ln_w_.data(), ln_b_.data(), 1e-5f, h.data());
-  std::vector<float> w(static_cast<size_t>(out_dim_ * in_dim_));
-  fc1_.to_float(w.data());
-  gemm_nt(h.data(), n, in_dim_, in_dim_, w.data(), out_dim_, in_dim_, fc1_.bias.data(), a.data(), out_dim_);
+  fc1_.apply_sgemm(h.data(), n, a.data());
   gelu_erf(a.data(), n * out_dim_);
-  w.resize(static_cast<size_t>(out_dim_ * out_dim_));
-  fc2_.to_float(w.data());
-  gemm_nt(a.data(), n, out_dim_, out_dim_, w.data(), out_dim_, out_dim_, fc2_.bias.data(), y.data(), out_dim_);
+  fc2_.apply_sgemm(a.data(), n, y.data());
   trace("projector.out", -1, y.data(), {n, out_dim_});
   return y;
 }

@@ -16,19 +16,6 @@ namespace la {
 
 namespace {
 
-// x[M, in] · Wᵀ + b through sgemm, with W expanded to float32 in `scratch`.
-void sgemm_linear(const LinearWeight& w, const float* x, int64_t M, float* y, std::vector<float>& scratch) {
-  const float* wf;
-  if (w.format == WeightFormat::F32) {
-    wf = static_cast<const float*>(w.data);
-  } else {
-    scratch.resize(static_cast<size_t>(w.out * w.in));
-    w.to_float(scratch.data());
-    wf = scratch.data();
-  }
-  gemm_nt(x, M, w.in, w.in, wf, w.out, w.in, w.bias.empty() ? nullptr : w.bias.data(), y, w.out);
-}
-
 float cubic_near(float t, float A) { return ((A + 2.0f) * t - (A + 3.0f)) * t * t + 1.0f; }
 float cubic_far(float t, float A) { return ((A * t - 5.0f * A) * t + 8.0f * A) * t - 4.0f * A; }
 
@@ -117,8 +104,7 @@ std::vector<float> VisionTower::interpolate_pos_emb(int grid_h, int grid_w) cons
 std::vector<float> VisionTower::embed(const float* pixels, int grid_h, int grid_w) const {
   const int64_t L = static_cast<int64_t>(grid_h) * grid_w, H = cfg_.hidden;
   std::vector<float> x(static_cast<size_t>(L * H));
-  std::vector<float> unused;
-  sgemm_linear(patch_proj_, pixels, L, x.data(), unused);
+  patch_proj_.apply_sgemm(pixels, L, x.data());
   std::vector<float> pos = interpolate_pos_emb(grid_h, grid_w);
   add_inplace(x.data(), pos.data(), L * H);
   return x;
@@ -151,23 +137,22 @@ std::vector<float> VisionTower::forward(const float* pixels, int grid_h, int gri
 
   std::vector<float> h(static_cast<size_t>(L * H)), qkv(static_cast<size_t>(L * 3 * H)), attn(static_cast<size_t>(L * H));
   std::vector<float> mlp(static_cast<size_t>(L * cfg_.intermediate)), tmp(static_cast<size_t>(L * H));
-  std::vector<float> scratch;
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   for (size_t li = 0; li < blocks_.size(); ++li) {
     const Block& b = blocks_[li];
     const int layer = static_cast<int>(li);
     layer_norm(x.data(), L, H, b.norm0_w.data(), b.norm0_b.data(), cfg_.ln_eps, h.data());
-    sgemm_linear(b.wqkv, h.data(), L, qkv.data(), scratch);
+    b.wqkv.apply_sgemm(h.data(), L, qkv.data());
     rope_interleaved(qkv.data(), L, 3 * H, heads, static_cast<int>(D), cos_t.data(), sin_t.data());
     rope_interleaved(qkv.data() + H, L, 3 * H, heads, static_cast<int>(D), cos_t.data(), sin_t.data());
     attention_bidirectional(qkv.data(), qkv.data() + H, qkv.data() + 2 * H, 3 * H, L, heads, static_cast<int>(D),
                             scale, attn.data(), H);
-    sgemm_linear(b.wo, attn.data(), L, tmp.data(), scratch);
+    b.wo.apply_sgemm(attn.data(), L, tmp.data());
     add_inplace(x.data(), tmp.data(), L * H);
     layer_norm(x.data(), L, H, b.norm1_w.data(), b.norm1_b.data(), cfg_.ln_eps, h.data());
-    sgemm_linear(b.fc0, h.data(), L, mlp.data(), scratch);
+    b.fc0.apply_sgemm(h.data(), L, mlp.data());
     gelu_tanh(mlp.data(), L * cfg_.intermediate);
-    sgemm_linear(b.fc1, mlp.data(), L, tmp.data(), scratch);
+    b.fc1.apply_sgemm(mlp.data(), L, tmp.data());
     add_inplace(x.data(), tmp.data(), L * H);
     trace("vision.block", layer, x.data(), {L, H});
   }

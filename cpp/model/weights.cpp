@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/half.h"
+#include "kernels/gemm.h"
 
 namespace la {
 
@@ -45,6 +46,15 @@ void LinearWeight::apply(const float* x, int64_t M, int64_t ldx, float* y, int64
     return;
   }
   linear_strided(x, M, ldx, in, data, format, out, bias.empty() ? nullptr : bias.data(), y, ldy);
+}
+
+void LinearWeight::apply_sgemm(const float* x, int64_t M, float* y) const {
+  LA_ASSERT(!quantized, "apply_sgemm on a quantised weight");
+  const float* b = bias.empty() ? nullptr : bias.data();
+  if (format == WeightFormat::BF16)
+    gemm_nt_bf16(x, M, in, in, static_cast<const uint16_t*>(data), out, in, b, y, out);
+  else
+    gemm_nt(x, M, in, in, static_cast<const float*>(data), out, in, b, y, out);
 }
 
 void LinearWeight::apply_quantized(const BlockQ8A* xq, int64_t M, float* y, int64_t ldy) const {

@@ -27,6 +27,9 @@ struct LinearWeight {
   // y[M, out] (row stride ldy) = x[M, in] (row stride ldx) · Wᵀ + bias, on the current pool. A
   // quantised weight quantises x itself; use apply_quantized to share one quantised input.
   void apply(const float* x, int64_t M, int64_t ldx, float* y, int64_t ldy) const;
+  // The same through OpenBLAS sgemm (float storage; y row stride = out): for the vision tower and
+  // projector, whose many rows make sgemm faster and which need no batch invariance.
+  void apply_sgemm(const float* x, int64_t M, float* y) const;
   // Quantised weights only: xq from quantise_activations (block-major, M rows of `in`).
   void apply_quantized(const BlockQ8A* xq, int64_t M, float* y, int64_t ldy) const;
   // The whole weight as float32 [out, in] into `dst` (dequantised when quantised).

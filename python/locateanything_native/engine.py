@@ -10,6 +10,17 @@ from .images import to_array
 from .models import find_model
 
 
+def _check_question(question, where: str = "question") -> str:
+    if not isinstance(question, str):
+        raise ValueError(f"{where} must be a str, got {type(question).__name__}")
+    try:
+        question.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{where} is not valid Unicode text ({exc.reason} at position {exc.start}); "
+                         "pass a normal str (decode bytes with .decode('utf-8', 'replace'))") from None
+    return question
+
+
 class Engine:
     """A loaded checkpoint. Load once, run many queries (thread-safe; calls are serialised).
 
@@ -49,8 +60,7 @@ class Engine:
         record_steps: bool = False,
         chat_template: str = "worker",
     ) -> _core.Result:
-        if not isinstance(question, str):
-            raise ValueError(f"question must be a str, got {type(question).__name__}")
+        _check_question(question)
         images = [to_array(image)] + [to_array(v) for v in visual_prompts]
         return self.core.run(
             images,
@@ -87,8 +97,7 @@ class Engine:
                 row = {"question": question}
             else:
                 raise ValueError(f"request {i}: pass (image, question), (image, question, visual_prompts) or a dict")
-            if not isinstance(row.get("question"), str):
-                raise ValueError(f"request {i}: question must be a str")
+            _check_question(row.get("question"), f"request {i}: question")
             row["images"] = [to_array(image)] + [to_array(v) for v in prompts]
             rows.append(row)
         return self.core.run_batch(rows, **options)
