@@ -37,7 +37,11 @@ void sgemm_nn_serial(int64_t M, int64_t N, int64_t K, float alpha, const float* 
 }
 
 SgemmKernel sgemm_kernel(Isa isa) {
-  return isa >= Isa::Avx512 && detected_isa() >= Isa::Avx512 ? sgemm_kernel_avx512() : nullptr;
+  static const bool blas_generic = [] {
+    const std::string core = blas_core_name();
+    return core == "Prescott" || core == "Core2" || core == "Nehalem" || core == "Katmai" || core.empty();
+  }();
+  return isa >= Isa::Avx512 && detected_isa() >= Isa::Avx512 && blas_generic ? sgemm_kernel_avx512() : nullptr;
 }
 
 void gemm_nt(const float* A, int64_t M, int64_t K, int64_t lda, const float* B, int64_t N, int64_t ldb,
