@@ -12,7 +12,7 @@ namespace la {
 
 namespace {
 
-constexpr int64_t kMR = 12, kNR = 32, kKc = 256, kNc = 256;
+constexpr int64_t kMR = 12, kNR = 32, kKc = 256, kNc = 256, kMc = 768;
 
 // Bp[panel][k][32] for columns [nb, nb + nc) and k in [kb, kb + kc), zero-padded past n_end.
 // Written in order; each of the 32 source rows is read sequentially.
@@ -100,25 +100,27 @@ void sgemm_avx512(const float* A, int64_t M, int64_t K, int64_t lda, const void*
       for (int64_t n = n0; n < n1; ++n) C[m * ldc + n] = bias ? bias[n] : 0.0f;
     return;
   }
-  // Per k-block: all of A packed once (M × kc, reused by every column block), then column blocks
-  // of B packed once each (kc × 256, reused by every row panel; measured faster here than keeping a
-  // B panel in L1 across row panels).
+  // Per k-block and block of up to 768 rows: that part of A packed once (≤ 768 KiB, reused by every
+  // column block), then column blocks of B packed once each (kc × 256, reused by every row panel).
   thread_local std::vector<float> bp, ap;
   bp.resize(static_cast<size_t>(kKc * ((kNc + kNR - 1) / kNR) * kNR));
-  ap.resize(static_cast<size_t>(kKc * ((M + kMR - 1) / kMR) * kMR));
+  ap.resize(static_cast<size_t>(kKc * kMc));
   for (int64_t kb = 0; kb < K; kb += kKc) {
     const int64_t kc = std::min(kKc, K - kb);
-    pack_a(A, lda, M, kb, kc, ap.data());
-    for (int64_t nb = n0; nb < n1; nb += kNc) {
-      const int64_t nc = std::min(kNc, n1 - nb);
-      pack_b(B, b_bf16, ldb, nb, nc, n1, kb, kc, bp.data());
-      for (int64_t mb = 0; mb < M; mb += kMR) {
-        const float* a_panel = ap.data() + (mb / kMR) * kc * kMR;
-        const int64_t rows = std::min(kMR, M - mb);
-        for (int64_t p = 0; p * kNR < nc; ++p) {
-          const int64_t col = nb + p * kNR;
-          micro(a_panel, bp.data() + p * kc * kNR, kc, C + mb * ldc + col, ldc, rows, std::min(kNR, n1 - col),
-                kb == 0, bias ? bias + col : nullptr);
+    for (int64_t m0 = 0; m0 < M; m0 += kMc) {
+      const int64_t mc = std::min(kMc, M - m0);
+      pack_a(A + m0 * lda, lda, mc, kb, kc, ap.data());
+      for (int64_t nb = n0; nb < n1; nb += kNc) {
+        const int64_t nc = std::min(kNc, n1 - nb);
+        pack_b(B, b_bf16, ldb, nb, nc, n1, kb, kc, bp.data());
+        for (int64_t mb = 0; mb < mc; mb += kMR) {
+          const float* a_panel = ap.data() + (mb / kMR) * kc * kMR;
+          const int64_t rows = std::min(kMR, mc - mb);
+          for (int64_t p = 0; p * kNR < nc; ++p) {
+            const int64_t col = nb + p * kNR;
+            micro(a_panel, bp.data() + p * kc * kNR, kc, C + (m0 + mb) * ldc + col, ldc, rows, std::min(kNR, n1 - col),
+                  kb == 0, bias ? bias + col : nullptr);
+          }
         }
       }
     }
