@@ -23,6 +23,8 @@ import time
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent
+# The peer benchmark's prompt: "Locate all the instances that matches the following description: cat</c>remote."
+CATEGORIES = ["cat", "remote"]
 
 
 def machine() -> dict:
@@ -79,12 +81,19 @@ def child(spec: dict) -> dict:
     rng = np.random.default_rng(0)
     runs = []
     warm = rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)
-    engine.detect(warm, ["person"], generation_mode="slow", max_new_tokens=2)  # page in the weights
+    engine.detect(warm, CATEGORIES, generation_mode="slow", max_new_tokens=2)  # page in the weights
     for size in spec["sizes"]:
         w, h = (int(v) for v in size.split("x"))
-        img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        # The peer benchmark's synthetic images when given (same pixels for both engines), else noise.
+        path = pathlib.Path(spec["image_dir"] or "/nonexistent") / ("img448.png" if size == "448x448" else f"img{size}.png")
+        if path.is_file():
+            from PIL import Image
+
+            img = np.asarray(Image.open(path).convert("RGB"))
+        else:
+            img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         for mode in spec["modes"]:
-            r = engine.detect(img, ["person"], generation_mode=mode, max_new_tokens=spec["tokens"])
+            r = engine.detect(img, CATEGORIES, generation_mode=mode, max_new_tokens=spec["tokens"])
             steps = r.step_times  # (rows, is_mtp, seconds, committed)
             decode_steps = steps[1:]
             ar = [s[2] for s in decode_steps if not s[1]]
@@ -116,6 +125,7 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--reference", action="append", default=[], help="JSON from reference_baseline.py")
     p.add_argument("--peer", action="append", default=[], help="JSON from ../shared/peer-bench/run_bench.sh")
+    p.add_argument("--image-dir", help="folder with img448.png / img640x360.png (../shared/peer-bench/make_images.py)")
     p.add_argument("--probe-build", default=str(REPO / "build-bench"))
     p.add_argument("--out", default=str(HERE / "results" / f"{platform.node() or 'machine'}.json"))
     p.add_argument("--child", help=argparse.SUPPRESS)
@@ -131,7 +141,7 @@ def main() -> int:
     results = {"machine": machine(), "threads": args.threads, "tokens": args.tokens, "probe": limits, "engines": []}
     for q in args.quantizations.split(","):
         spec = {"model": args.model, "threads": args.threads, "quantization": q, "sizes": args.sizes.split(","),
-                "modes": args.modes.split(","), "tokens": args.tokens}
+                "modes": args.modes.split(","), "tokens": args.tokens, "image_dir": args.image_dir}
         out = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], check=True, capture_output=True,
                              text=True).stdout
         res = json.loads(out.strip().splitlines()[-1])
