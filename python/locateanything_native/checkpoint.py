@@ -203,6 +203,8 @@ def make_config(vision: dict, text: dict, ids: dict[str, int]) -> dict:
 def write_preprocessor_config(out_dir: str | os.PathLike, in_token_limit: int = 25600) -> None:
     out_dir = pathlib.Path(out_dir)
     (out_dir / "preprocessor_config.json").write_text(json.dumps({
+        "auto_map": {"AutoImageProcessor": "image_processing_locateanything.LocateAnythingImageProcessor",
+                     "AutoProcessor": "processing_locateanything.LocateAnythingProcessor"},
         "image_processor_type": "LocateAnythingImageProcessor", "merge_kernel_size": [2, 2],
         "in_token_limit": in_token_limit}, indent=1))
 
