@@ -16,6 +16,7 @@ import json
 import os
 import pathlib
 import platform
+import re
 import resource
 import subprocess
 import sys
@@ -85,7 +86,8 @@ def child(spec: dict) -> dict:
     for size in spec["sizes"]:
         w, h = (int(v) for v in size.split("x"))
         # The peer benchmark's synthetic images when given (same pixels for both engines), else noise.
-        path = pathlib.Path(spec["image_dir"] or "/nonexistent") / ("img448.png" if size == "448x448" else f"img{size}.png")
+        name = "img448.png" if size == "448x448" else f"img{size}.png"
+        path = pathlib.Path(spec["image_dir"] or "/nonexistent") / name
         if path.is_file():
             from PIL import Image
 
@@ -93,7 +95,9 @@ def child(spec: dict) -> dict:
         else:
             img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
         for mode in spec["modes"]:
-            r = engine.detect(img, CATEGORIES, generation_mode=mode, max_new_tokens=spec["tokens"])
+            # Best of `repeats` by end-to-end time: other tenants of a shared machine only ever add time.
+            r = min((engine.detect(img, CATEGORIES, generation_mode=mode, max_new_tokens=spec["tokens"])
+                     for _ in range(spec["repeats"])), key=lambda res: res.timings["total"])
             steps = r.step_times  # (rows, is_mtp, seconds, committed)
             decode_steps = steps[1:]
             ar = [s[2] for s in decode_steps if not s[1]]
@@ -123,25 +127,36 @@ def main() -> int:
     p.add_argument("--quantizations", default="int4,none")
     p.add_argument("--tokens", type=int, default=64)
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--repeats", type=int, default=2, help="runs per (size, mode); the fastest is kept")
     p.add_argument("--reference", action="append", default=[], help="JSON from reference_baseline.py")
     p.add_argument("--peer", action="append", default=[], help="JSON from ../shared/peer-bench/run_bench.sh")
     p.add_argument("--image-dir", help="folder with img448.png / img640x360.png (../shared/peer-bench/make_images.py)")
     p.add_argument("--probe-build", default=str(REPO / "build-bench"))
     p.add_argument("--out", default=str(HERE / "results" / f"{platform.node() or 'machine'}.json"))
+    p.add_argument("--show", help="print the table of an earlier results JSON and exit")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.show:
+        results = json.loads(pathlib.Path(args.show).read_text())
+        add_ratios(results)
+        print_table(results)
+        return 0
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
         return 0
 
     cfg = json.loads((pathlib.Path(args.model) / "config.json").read_text())
+    import locateanything_native  # noqa: F401  (sets OPENBLAS_CORETYPE, which the probe inherits)
+
     limits = probe(pathlib.Path(args.probe_build))
     all_threads = limits[f"threads_{limits['hardware_threads']}"]
     lim = limits.get(f"threads_{args.threads}", all_threads)
-    results = {"machine": machine(), "threads": args.threads, "tokens": args.tokens, "probe": limits, "engines": []}
+    results = {"machine": machine(), "threads": args.threads, "tokens": args.tokens, "repeats": args.repeats,
+               "probe": limits, "engines": []}
     for q in args.quantizations.split(","):
         spec = {"model": args.model, "threads": args.threads, "quantization": q, "sizes": args.sizes.split(","),
-                "modes": args.modes.split(","), "tokens": args.tokens, "image_dir": args.image_dir}
+                "modes": args.modes.split(","), "tokens": args.tokens, "image_dir": args.image_dir,
+                "repeats": max(1, args.repeats)}
         out = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], check=True, capture_output=True,
                              text=True).stdout
         res = json.loads(out.strip().splitlines()[-1])
@@ -164,11 +179,41 @@ def main() -> int:
         results.setdefault("reference", []).append(json.loads(pathlib.Path(f).read_text()))
     for f in args.peer:
         results.setdefault("peer", []).append(json.loads(pathlib.Path(f).read_text()))
+    add_ratios(results)
     pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     pathlib.Path(args.out).write_text(json.dumps(results, indent=1))
     print_table(results)
     print(f"\nwrote {args.out}")
     return 0
+
+
+def baseline_size(entry: dict) -> str | None:
+    """The image size a reference / peer result was measured at, as W×H."""
+    if "size" in entry:
+        return entry["size"]
+    m = re.search(r"img(\d+)(?:x(\d+))?\.", entry.get("image", ""))
+    return f"{m.group(1)}x{m.group(2) or m.group(1)}" if m else None
+
+
+def add_ratios(results: dict) -> None:
+    """Speed-ups of each run over the baselines at the same image size (>1: ours is faster):
+    our float32 path (same mode), the official PyTorch code (its mode, normally slow), the peer
+    (its pipeline estimate for the same mode)."""
+    fp32 = {(r["size"], r["mode"]): r["end_to_end_s"] for e in results["engines"] if e["quantization"] == "none"
+            for r in e["runs"]}
+    for eng in results["engines"]:
+        for r in eng["runs"]:
+            ratios = {}
+            if eng["quantization"] != "none" and (r["size"], r["mode"]) in fp32:
+                ratios["vs_own_fp32"] = fp32[(r["size"], r["mode"])] / r["end_to_end_s"]
+            for ref in results.get("reference", []):
+                if baseline_size(ref) == r["size"]:
+                    ratios[f"vs_reference_{ref['mode']}"] = ref["end_to_end_s"] / r["end_to_end_s"]
+            for peer in results.get("peer", []):
+                est = peer.get("pipeline_est_s", {}).get(r["mode"])
+                if est and baseline_size(peer) == r["size"]:
+                    ratios["vs_peer"] = est / r["end_to_end_s"]
+            r["speedup"] = ratios
 
 
 def print_table(results: dict) -> None:
@@ -182,12 +227,26 @@ def print_table(results: dict) -> None:
 
             def f(v, fmt="{:8.3f}"):
                 return fmt.format(v) if v is not None else " " * len(fmt.format(0.0))
+            dec_bw = r.get("decode_step_fraction_of_bandwidth")
             print(f"{eng['quantization']:6} {r['size']:8} {r['mode']:6} {t['vision']:7.2f} {t['prefill']:8.2f} "
                   f"{f(r['ar_step_s'])} {f(r['mtp_step_s'])} {t['tokens_per_second']:6.2f} {r['end_to_end_s']:7.2f} "
                   f"{100 * r['vision_fraction_of_fp32_peak']:6.1f} {100 * r['prefill_fraction_of_peak']:6.1f} "
-                  f"{f(r.get('decode_step_fraction_of_bandwidth') and 100 * r['decode_step_fraction_of_bandwidth'], '{:6.1f}')}")
+                  f"{f(dec_bw and 100 * dec_bw, '{:6.1f}')}")
+        for r in eng["runs"]:
+            if r.get("speedup"):
+                print(f"  speed-up {r['size']} {r['mode']}: " +
+                      ", ".join(f"{k} {v:.2f}x" for k, v in sorted(r["speedup"].items())))
         print(f"  {eng['quantization']}: load {eng['load_s']:.1f}s, peak RSS {eng['peak_rss_gb']:.2f} GB, "
               f"memory {json.dumps({k: round(v / 1e9, 3) for k, v in eng['memory'].items()})} GB")
+
+    for ref in results.get("reference", []):
+        print(f"reference ({ref['engine']}, {ref['size']}, {ref['mode']}): vision {ref['vision_s']:.2f}s, "
+              f"prefill {ref['prefill_s']:.2f}s, decode {ref['decode_per_token_s']:.3f}s/token, "
+              f"e2e {ref['end_to_end_s']:.1f}s, peak RSS {ref['peak_rss_gb']:.1f} GB")
+    for peer in results.get("peer", []):
+        print(f"peer ({pathlib.Path(peer.get('model', '')).name}, {baseline_size(peer)}): vision "
+              f"{peer['vit']['median_s']:.2f}s, prefill {peer['prefill_plus_1tok']['median_s']:.2f}s, decode "
+              f"{peer['decode_slow']['per_token_s']:.3f}s/token, pipeline {peer['pipeline_est_s']}")
 
 
 if __name__ == "__main__":

@@ -73,12 +73,15 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
 Engine::~Engine() = default;
 
 std::string Engine::checkpoint_fingerprint() const {
-  // Size and modification time of every weight file: cheap, and changes whenever a file does.
+  // Resolved path, size and modification time of every weight file: cheap, changes whenever a file
+  // does, and the same whether the model was named by a relative, absolute or linked path.
   std::string fp;
   for (const std::string& f : weights_->files()) {
     struct stat st;
-    if (::stat(f.c_str(), &st) == 0)
-      fp += str_cat(f, ":", static_cast<int64_t>(st.st_size), ":", static_cast<int64_t>(st.st_mtime), ";");
+    char resolved[4096];
+    const std::string path = ::realpath(f.c_str(), resolved) ? std::string(resolved) : f;
+    if (::stat(path.c_str(), &st) == 0)
+      fp += str_cat(path, ":", static_cast<int64_t>(st.st_size), ":", static_cast<int64_t>(st.st_mtime), ";");
   }
   return str_cat(std::hash<std::string>{}(fp));
 }

@@ -74,6 +74,22 @@ def test_packed_cache_round_trip(fixtures_dir, tmp_path):
     assert off.core.packed_cache_file == ""
 
 
+def test_packed_cache_found_by_any_path_to_the_model(fixtures_dir, tmp_path, monkeypatch):
+    # The default cache (LOCATEANYTHING_CACHE) is keyed by the model folder: naming the same folder by
+    # an absolute path, a relative path or a symlink must reuse the cache, not rewrite it.
+    monkeypatch.setenv("LOCATEANYTHING_CACHE", str(tmp_path / "cache"))
+    model = (fixtures_dir / "tiny-a").resolve()
+    first = la.Engine(str(model), threads=1, quantization="int4")
+    assert any("wrote the packed weight cache" in n for n in first.core.notes)
+    link = tmp_path / "linked-model"
+    link.symlink_to(model)
+    monkeypatch.chdir(model.parent)
+    for name in ("tiny-a", str(model), str(link)):
+        again = la.Engine(name, threads=1, quantization="int4")
+        assert any("loaded packed weights" in n for n in again.core.notes), (name, again.core.notes)
+        assert again.core.packed_cache_file == first.core.packed_cache_file
+
+
 def test_quantised_weights_take_their_format_size(fixtures_dir):
     f32 = la.Engine(str(fixtures_dir / "tiny-a"), threads=1, quantization="none")
     q4 = la.Engine(str(fixtures_dir / "tiny-a"), threads=1, quantization="int4", packed_cache=False)
