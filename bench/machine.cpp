@@ -16,8 +16,6 @@
 
 namespace la::bench {
 
-namespace {
-
 double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 double time_best(int reps, const std::function<void()>& fn) {
@@ -30,6 +28,8 @@ double time_best(int reps, const std::function<void()>& fn) {
   }
   return best;
 }
+
+namespace {
 
 int pool_threads() { return current_pool() ? current_pool()->size() : 1; }
 

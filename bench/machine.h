@@ -2,7 +2,12 @@
 // VNNI peaks, and what OpenBLAS sgemm reaches. Shared by the probe and the kernel benchmarks.
 #pragma once
 
+#include <functional>
+
 namespace la::bench {
+
+double now_s();                                             // steady clock, seconds
+double time_best(int reps, const std::function<void()>& fn);  // best of reps runs after one warm-up
 
 double read_bandwidth_gbs();  // sum over a 1 GiB buffer, split over the pool (GB/s)
 double fp32_peak_gflops();     // independent AVX-512 (or AVX2) FMA chains on every pool thread
