@@ -39,15 +39,15 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
   check_token_ids();
   if (cfg_.model_max_length == 0) cfg_.model_max_length = tokenizer_.model_max_length();
   weights_ = std::make_unique<WeightStore>(WeightStore::open(options.model_dir));
-  vision_ = std::make_unique<VisionTower>(cfg_.vision, *weights_);
-  projector_ = std::make_unique<Projector>(cfg_.vision, cfg_.text, *weights_);
-  // Quantised decoders come from a packed cache when one matches this checkpoint and plan.
+  // Quantised weights come from a packed cache when one matches this checkpoint and plan.
   std::unique_ptr<WeightStore> packed;
   if (plan.any() && options.packed_cache != "off") {
     packed_cache_path_ = packed_cache_path(options, plan);
     packed = open_packed_cache(packed_cache_path_, checkpoint_fingerprint());
   }
   WeightLoader loader(*weights_, cfg_.quantization, plan, packed.get());
+  vision_ = std::make_unique<VisionTower>(cfg_.vision, *weights_, &loader);
+  projector_ = std::make_unique<Projector>(cfg_.vision, cfg_.text, *weights_);
   decoder_ = std::make_unique<Decoder>(cfg_.text, *weights_, loader);
   for (const std::string& n : loader.notes()) notes_.push_back(n);
   if (!loader.new_blobs().empty() && !packed_cache_path_.empty()) {

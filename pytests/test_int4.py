@@ -101,3 +101,58 @@ def test_quantised_weights_take_their_format_size(fixtures_dir):
     assert max(len(np.unique(b)) for row in blocks for b in row) <= 16
     assert np.abs(wq - w).max() <= np.abs(w).max() / 8 + 1e-6  # at most one step (max|w|/8)
     assert q4.core.weight_bytes < f32.core.weight_bytes
+
+
+# The quantised plans also run the vision tower's linears as Q8_32 weights × INT8 activations. Each
+# product then carries ~(2.8/127)²/12 ≈ 4e-5 relative error from the weights and as much from the
+# activations (~8e-5); errors of the 4 products of each block add in the residual stream, and the
+# final LayerNorm keeps them relative: 2 blocks × 4 × 8e-5 ≈ 6.4e-4 → 1e-3 (the projector adds
+# nothing of its own: it stays float32).
+VISION_Q8_BOUND = 1e-3
+
+
+def _vision_nmse(engine, reference, image):
+    pixels, grid = reference.preprocess(image)
+    got, want = engine.vision_features(pixels, grid), reference.vision_features(pixels, grid)
+    return float(((got - want) ** 2).sum() / (want ** 2).sum())
+
+
+@pytest.mark.parametrize("quantization", ["int4", "int8"])
+def test_quantised_vision_tower_against_float_goldens(fixtures_dir, quantization):
+    from PIL import Image
+
+    engine = la.Engine(str(fixtures_dir / "tiny-a"), threads=2, quantization=quantization, packed_cache=False)
+    values = []
+    for name in ("img0_640x360", "img1_333x517", "img2_1024x1024", "img3_28x28"):
+        pixels, grid = engine.preprocess(Image.open(fixtures_dir / "images" / f"{name}.png"))
+        gold = np.load(fixtures_dir / "tiny-a" / "vision" / f"{name}.npz")
+        for got, want in ((engine.vision_features(pixels, grid), gold["vit_merged_pre_mlp1"]),
+                          (engine.project(engine.vision_features(pixels, grid)), gold["mlp1_out"])):
+            values.append(float(((got - want) ** 2).sum() / (want ** 2).sum()))
+    assert 0 < min(values) and max(values) < VISION_Q8_BOUND, values
+    f32 = la.Engine(str(fixtures_dir / "tiny-a"), threads=1, quantization="none")
+    assert engine.core.memory_report()["vision"] < f32.core.memory_report()["vision"]
+
+
+def test_quantised_vision_pads_an_intermediate_size_off_the_block(fixtures_dir, tmp_path):
+    # MoonViT's intermediate size (4304) is not a multiple of 32: fc1's input is zero-padded to the
+    # next block for Q8_32. A tower with intermediate 144 (= 4.5 blocks) must stay within the bound.
+    from PIL import Image
+
+    from locateanything_native.checkpoint import write_random_weights
+
+    ck = tmp_path / "pad"
+    ck.mkdir()
+    for f in (fixtures_dir / "tiny-a").iterdir():
+        if f.is_file() and f.suffix != ".safetensors":
+            (ck / f.name).write_bytes(f.read_bytes())
+    for name in ("vocab.json", "merges.txt", "added_tokens.json"):
+        (ck / name).write_bytes((fixtures_dir / "tokenizer" / name).read_bytes())
+    cfg = json.loads((ck / "config.json").read_text())
+    cfg["vision_config"]["intermediate_size"] = 144
+    (ck / "config.json").write_text(json.dumps(cfg))
+    write_random_weights(ck, cfg, seed=3, std=0.2)
+    image = Image.open(fixtures_dir / "images" / "img1_333x517.png")
+    q8 = la.Engine(str(ck), threads=2, quantization="int8", packed_cache=False)
+    f32 = la.Engine(str(ck), threads=2, quantization="none")
+    assert 0 < _vision_nmse(q8, f32, image) < VISION_Q8_BOUND

@@ -1,5 +1,6 @@
-// MoonViT forward pass, one image at a time (matrix products through OpenBLAS on float32 copies of
-// one layer's weights at a time, so bf16 checkpoints stay bf16 in memory).
+// MoonViT forward pass, one image at a time. Matrix products: float32 from the checkpoint's weights
+// (OpenBLAS or our sgemm, bf16 widened per panel so bf16 checkpoints stay bf16 in memory), or the
+// INT8 kernels when the quantisation plan holds the tower's linears as Q8_32.
 #include "model/vision_tower.h"
 
 #include <algorithm>
@@ -36,7 +37,7 @@ void cubic_taps(int in_size, int out_size, int o, int idx[4], float w[4]) {
 
 }  // namespace
 
-VisionTower::VisionTower(const VisionConfig& cfg, const WeightStore& ws) : cfg_(cfg) {
+VisionTower::VisionTower(const VisionConfig& cfg, const WeightStore& ws, WeightLoader* loader) : cfg_(cfg) {
   const int64_t H = cfg.hidden, P = 3LL * cfg.patch * cfg.patch;
   {
     // The conv kernel [hidden, 3, p, p] is a dense [hidden, 3·p·p] matrix in (c, ky, kx) order.
@@ -58,15 +59,28 @@ VisionTower::VisionTower(const VisionConfig& cfg, const WeightStore& ws) : cfg_(
     b.norm0_b = load_floats(ws, p + "norm0.bias", {H});
     b.norm1_w = load_floats(ws, p + "norm1.weight", {H});
     b.norm1_b = load_floats(ws, p + "norm1.bias", {H});
-    b.wqkv = load_linear(ws, p + "wqkv", 3 * H, H, true);
-    b.wo = load_linear(ws, p + "wo", H, H, true);
-    b.fc0 = load_linear(ws, p + "mlp.fc0", cfg.intermediate, H, true);
-    b.fc1 = load_linear(ws, p + "mlp.fc1", H, cfg.intermediate, true);
-    for (const char* w : {"wqkv", "wo", "mlp.fc0", "mlp.fc1"}) ws.prefetch(ws.get(p + w + ".weight"));
+    auto linear = [&](const std::string& name, int64_t out, int64_t in) {
+      LinearWeight w = loader ? loader->vision_linear(name, out, in, true) : load_linear(ws, name, out, in, true);
+      if (!w.quantized) ws.prefetch(ws.get(name + ".weight"));  // used in place: stream it in now
+      return w;
+    };
+    b.wqkv = linear(p + "wqkv", 3 * H, H);
+    b.wo = linear(p + "wo", H, H);
+    b.fc0 = linear(p + "mlp.fc0", cfg.intermediate, H);
+    b.fc1 = linear(p + "mlp.fc1", H, cfg.intermediate);
     blocks_.push_back(std::move(b));
   }
   final_w_ = load_floats(ws, "vision_model.encoder.final_layernorm.weight", {H});
   final_b_ = load_floats(ws, "vision_model.encoder.final_layernorm.bias", {H});
+}
+
+void VisionTower::matmul(const LinearWeight& w, const float* x, int64_t L, int64_t ldx, float* y, int64_t ldy) {
+  if (w.quantized) {
+    w.apply(x, L, ldx, y, ldy);
+  } else {
+    LA_ASSERT(ldx == w.in && ldy == w.out, "float vision linears take dense rows");
+    w.apply_sgemm(x, L, y);
+  }
 }
 
 size_t VisionTower::weight_bytes() const {
@@ -136,23 +150,25 @@ std::vector<float> VisionTower::forward(const float* pixels, int grid_h, int gri
   }
 
   std::vector<float> h(static_cast<size_t>(L * H)), qkv(static_cast<size_t>(L * 3 * H)), attn(static_cast<size_t>(L * H));
-  std::vector<float> mlp(static_cast<size_t>(L * cfg_.intermediate)), tmp(static_cast<size_t>(L * H));
+  // The MLP's hidden rows are as wide as fc1 reads them (zero-padded for a quantised fc1; gelu(0) = 0).
+  const int64_t I = cfg_.intermediate, ld_mlp = blocks_.empty() ? I : blocks_[0].fc1.in;
+  std::vector<float> mlp(static_cast<size_t>(L * ld_mlp), 0.0f), tmp(static_cast<size_t>(L * H));
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   for (size_t li = 0; li < blocks_.size(); ++li) {
     const Block& b = blocks_[li];
     const int layer = static_cast<int>(li);
     layer_norm(x.data(), L, H, b.norm0_w.data(), b.norm0_b.data(), cfg_.ln_eps, h.data());
-    b.wqkv.apply_sgemm(h.data(), L, qkv.data());
+    matmul(b.wqkv, h.data(), L, H, qkv.data(), 3 * H);
     rope_interleaved(qkv.data(), L, 3 * H, heads, static_cast<int>(D), cos_t.data(), sin_t.data());
     rope_interleaved(qkv.data() + H, L, 3 * H, heads, static_cast<int>(D), cos_t.data(), sin_t.data());
     attention_bidirectional(qkv.data(), qkv.data() + H, qkv.data() + 2 * H, 3 * H, L, heads, static_cast<int>(D),
                             scale, attn.data(), H);
-    b.wo.apply_sgemm(attn.data(), L, tmp.data());
+    matmul(b.wo, attn.data(), L, H, tmp.data(), H);
     add_inplace(x.data(), tmp.data(), L * H);
     layer_norm(x.data(), L, H, b.norm1_w.data(), b.norm1_b.data(), cfg_.ln_eps, h.data());
-    b.fc0.apply_sgemm(h.data(), L, mlp.data());
-    gelu_tanh(mlp.data(), L * cfg_.intermediate);
-    b.fc1.apply_sgemm(mlp.data(), L, tmp.data());
+    matmul(b.fc0, h.data(), L, H, mlp.data(), ld_mlp);
+    gelu_tanh(mlp.data(), L * ld_mlp);
+    matmul(b.fc1, mlp.data(), L, ld_mlp, tmp.data(), H);
     add_inplace(x.data(), tmp.data(), L * H);
     trace("vision.block", layer, x.data(), {L, H});
   }

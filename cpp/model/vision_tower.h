@@ -7,13 +7,16 @@
 
 #include "io/config.h"
 #include "io/safetensors.h"
+#include "model/weight_loader.h"
 #include "model/weights.h"
 
 namespace la {
 
 class VisionTower {
  public:
-  VisionTower(const VisionConfig& cfg, const WeightStore& ws);
+  // With a loader, the block linears are taken as its plan says (float, or Q8_32 × INT8); without
+  // one they are the checkpoint's float weights.
+  VisionTower(const VisionConfig& cfg, const WeightStore& ws, WeightLoader* loader = nullptr);
 
   // One image: pixels [gh·gw, 3·patch·patch] → merged tokens [gh·gw/(mh·mw), mh·mw·hidden].
   std::vector<float> forward(const float* pixels, int grid_h, int grid_w) const;
@@ -33,6 +36,9 @@ class VisionTower {
     std::vector<float> norm0_w, norm0_b, norm1_w, norm1_b;
     LinearWeight wqkv, wo, fc0, fc1;
   };
+  // y[L, w.out] (row stride ldy) = x[L, w.in] (row stride ldx) · wᵀ + b: OpenBLAS / our sgemm for
+  // float weights, the INT8 kernels for quantised ones.
+  static void matmul(const LinearWeight& w, const float* x, int64_t L, int64_t ldx, float* y, int64_t ldy);
 
   VisionConfig cfg_;
   LinearWeight patch_proj_;       // [hidden, 3·patch·patch]

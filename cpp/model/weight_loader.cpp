@@ -1,8 +1,10 @@
 // Weight loading policies for the decoder (float, quantised at load, AutoRound repack, packed cache).
 #include "model/weight_loader.h"
 
-#include "core/error.h"
+#include <algorithm>
 #include <cstring>
+
+#include "core/error.h"
 
 #include "core/half.h"
 
@@ -14,6 +16,7 @@ QuantPlan QuantPlan::from_name(const std::string& name) {
   if (name == "int8") {
     p.quantize = true;
     p.linear = QuantFormat::Q8_32;
+    p.vision_q8 = true;
     return p;
   }
   // "int4" variants; the -head4 / -headf suffixes (the head reusing the Q4 table, or kept in the
@@ -33,6 +36,7 @@ QuantPlan QuantPlan::from_name(const std::string& name) {
     // The tied head keeps a separate Q8 copy by default: the logit error measured on the fixtures
     // with the Q4 table as head is several times larger (README, "INT4").
     p.head = head == "-head4" ? Head::Embedding : head == "-headf" ? Head::Float : Head::Q8;
+    p.vision_q8 = true;
     return p;
   }
   throw InvalidArgument(str_cat("unknown quantization '", name,
@@ -45,6 +49,7 @@ std::string QuantPlan::tag() const {
   if (embedding_q4) t += "-emb4";
   if (head == Head::Q8) t += "-head8";
   if (head == Head::Float && embedding_q4) t += "-headf";
+  if (vision_q8) t += "-vis8";
   return t;
 }
 
@@ -165,6 +170,34 @@ LinearWeight WeightLoader::linear(const std::string& name, int64_t out, int64_t 
     return source;
   }
   return quantized(weight_name, source, plan_.linear);
+}
+
+int64_t WeightLoader::padded_input(int64_t in) { return (in + kQuantActBlock - 1) / kQuantActBlock * kQuantActBlock; }
+
+LinearWeight WeightLoader::vision_linear(const std::string& name, int64_t out, int64_t in, bool with_bias) {
+  LinearWeight source = load_linear(ws_, name, out, in, with_bias);
+  if (!plan_.vision_q8) return source;
+  const int64_t in_q = padded_input(in);
+  if (in_q == in) return quantized(name + ".weight", source, QuantFormat::Q8_32);
+  LinearWeight cached = from_packed(name + ".weight", out, in_q, QuantFormat::Q8_32);
+  if (cached.data) {
+    cached.bias = source.bias;
+    return cached;
+  }
+  // Zero columns past `in`: they meet the zero padding of the activations.
+  auto padded = std::make_shared<std::vector<float>>(static_cast<size_t>(out * in_q), 0.0f);
+  std::vector<float> row(static_cast<size_t>(out * in));
+  source.to_float(row.data());
+  for (int64_t r = 0; r < out; ++r)
+    std::copy(row.begin() + r * in, row.begin() + (r + 1) * in, padded->begin() + r * in_q);
+  LinearWeight wide;
+  wide.format = WeightFormat::F32;
+  wide.out = out;
+  wide.in = in_q;
+  wide.data = padded->data();
+  wide.owner = padded;
+  wide.bias = source.bias;
+  return quantized(name + ".weight", wide, QuantFormat::Q8_32);
 }
 
 LinearWeight WeightLoader::stacked(const std::string& key, const std::vector<Part>& parts, int64_t in,

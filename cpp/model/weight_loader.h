@@ -1,6 +1,6 @@
-// Where the decoder's matrices come from: float checkpoint tensors (used in place, or quantised at
-// load), AutoRound/GPTQ int4 tensors (repacked without going through float), or a packed cache
-// written by an earlier load (memory-mapped, no conversion).
+// Where the decoder's (and the quantised vision tower's) matrices come from: float checkpoint
+// tensors (used in place, or quantised at load), AutoRound/GPTQ int4 tensors (repacked without going
+// through float), or a packed cache written by an earlier load (memory-mapped, no conversion).
 #pragma once
 
 #include <memory>
@@ -21,11 +21,14 @@ struct QuantPlan {
   // The tied output head: the embedding itself (quantised or not), a separate Q8_32 copy, or the
   // checkpoint's float weights.
   enum class Head { Embedding, Q8, Float } head = Head::Embedding;
+  // The vision tower's linears as Q8_32 × INT8 activations (VNNI), input sizes zero-padded to a
+  // multiple of 32; otherwise float32 compute from the checkpoint's weights.
+  bool vision_q8 = false;
 
   // "none" (float32 compute from the checkpoint's weights), "int8", "int4" (Q4 blocks of 32),
   // "int4-b128"; InvalidArgument otherwise.
   static QuantPlan from_name(const std::string& name);
-  bool any() const { return quantize || embedding_q4 || head == Head::Q8; }
+  bool any() const { return quantize || embedding_q4 || head == Head::Q8 || vision_q8; }
   // Tag of the packed cache file for this plan ("q4_32-emb4-head8", ...).
   std::string tag() const;
 };
@@ -50,6 +53,12 @@ class WeightLoader {
   // the plan does not quantise, or the parts cannot share a format or tile boundaries.
   LinearWeight stacked(const std::string& key, const std::vector<Part>& parts, int64_t in,
                        std::vector<LinearWeight>* views);
+  // A vision-tower linear `name` ([out, in], + bias): the checkpoint's float weights, or with
+  // plan.vision_q8 a Q8_32 matrix whose input size is zero-padded to padded_input(in) (the caller
+  // feeds activations with that many columns, the padding zero).
+  LinearWeight vision_linear(const std::string& name, int64_t out, int64_t in, bool with_bias);
+  static int64_t padded_input(int64_t in);
+
   // The token embedding [vocab, hidden].
   LinearWeight embedding(const std::string& name, int64_t vocab, int64_t hidden);
   // The output head of a tied model, from the embedding.

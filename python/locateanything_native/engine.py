@@ -25,8 +25,9 @@ class Engine:
     """A loaded checkpoint. Load once, run many queries (thread-safe; calls are serialised).
 
     `quantization`: "int4" (default: decoder linears in INT4 blocks of 32 with INT8 activations, INT4
-    embedding table, INT8 output head), "int4-b128", "int8", or "none" (float32 compute from the
-    checkpoint's weights: the path that reproduces the official float32 outputs token for token).
+    embedding table, INT8 output head, vision tower linears in INT8), "int4-b128", "int8", or "none"
+    (float32 compute from the checkpoint's weights: the path that reproduces the official float32
+    outputs token for token).
     Quantised loads write a packed cache (`packed_cache`: True = the user cache dir, False = never,
     or a file path) so later loads map it with no conversion.
 
