@@ -156,3 +156,16 @@ def test_quantised_vision_pads_an_intermediate_size_off_the_block(fixtures_dir, 
     q8 = la.Engine(str(ck), threads=2, quantization="int8", packed_cache=False)
     f32 = la.Engine(str(ck), threads=2, quantization="none")
     assert 0 < _vision_nmse(q8, f32, image) < VISION_Q8_BOUND
+
+
+def test_visf_keeps_the_vision_tower_in_float32(fixtures_dir):
+    from PIL import Image
+
+    visf = la.Engine(str(fixtures_dir / "tiny-a"), threads=2, quantization="int4-visf", packed_cache=False)
+    f32 = la.Engine(str(fixtures_dir / "tiny-a"), threads=2, quantization="none")
+    pixels, grid = f32.preprocess(Image.open(fixtures_dir / "images" / "img0_640x360.png"))
+    np.testing.assert_array_equal(visf.vision_features(pixels, grid), f32.vision_features(pixels, grid))
+    assert visf.core.memory_report()["vision"] == f32.core.memory_report()["vision"]
+    assert visf.core.memory_report()["decoder_linears"] < f32.core.memory_report()["decoder_linears"]
+    default = la.Engine(str(fixtures_dir / "tiny-a"), threads=1, quantization="int4", packed_cache=False)
+    assert default.core.quantization.endswith("-vis8") and not visf.core.quantization.endswith("-vis8")

@@ -11,6 +11,13 @@
 namespace la {
 
 QuantPlan QuantPlan::from_name(const std::string& name) {
+  // A "-visf" suffix keeps the vision tower in float32 under any quantised decoder.
+  const std::string visf = "-visf";
+  if (name.size() > visf.size() && name.compare(name.size() - visf.size(), visf.size(), visf) == 0) {
+    QuantPlan p = from_name(name.substr(0, name.size() - visf.size()));
+    p.vision_q8 = false;
+    return p;
+  }
   QuantPlan p;
   if (name == "none") return p;
   if (name == "int8") {
@@ -41,7 +48,8 @@ QuantPlan QuantPlan::from_name(const std::string& name) {
   }
   throw InvalidArgument(str_cat("unknown quantization '", name,
                                 "': use 'none' (float32 compute from the checkpoint's weights, exact), 'int8', "
-                                "'int4' (blocks of 32, the default) or 'int4-b128'"));
+                                "'int4' (blocks of 32, the default) or 'int4-b128', optionally with '-visf' to keep "
+                                "the vision tower in float32"));
 }
 
 std::string QuantPlan::tag() const {

@@ -26,7 +26,7 @@ struct QuantPlan {
   bool vision_q8 = false;
 
   // "none" (float32 compute from the checkpoint's weights), "int8", "int4" (Q4 blocks of 32),
-  // "int4-b128"; InvalidArgument otherwise.
+  // "int4-b128", each optionally + "-visf" (vision tower in float32); InvalidArgument otherwise.
   static QuantPlan from_name(const std::string& name);
   bool any() const { return quantize || embedding_q4 || head == Head::Q8 || vision_q8; }
   // Tag of the packed cache file for this plan ("q4_32-emb4-head8", ...).
