@@ -78,8 +78,7 @@ std::string Engine::checkpoint_fingerprint() const {
   std::string fp;
   for (const std::string& f : weights_->files()) {
     struct stat st;
-    char resolved[4096];
-    const std::string path = ::realpath(f.c_str(), resolved) ? std::string(resolved) : f;
+    const std::string path = resolved_path(f);
     if (::stat(path.c_str(), &st) == 0)
       fp += str_cat(path, ":", static_cast<int64_t>(st.st_size), ":", static_cast<int64_t>(st.st_mtime), ";");
   }
@@ -98,8 +97,7 @@ std::string Engine::packed_cache_path(const EngineOptions& options, const QuantP
   }
   base += "/packed";
   std::filesystem::create_directories(base);
-  char abs[4096];
-  const std::string dir = ::realpath(options.model_dir.c_str(), abs) ? std::string(abs) : options.model_dir;
+  const std::string dir = resolved_path(options.model_dir);
   std::string name = dir.substr(dir.find_last_of('/') + 1);
   for (char& c : name)
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') c = '_';

@@ -9,6 +9,9 @@ namespace la {
 bool file_exists(const std::string& path);
 bool dir_exists(const std::string& path);
 std::string join_path(const std::string& dir, const std::string& name);
+// The absolute path with links and "." / ".." resolved (realpath), or `path` itself when it cannot
+// be resolved (e.g. it does not exist).
+std::string resolved_path(const std::string& path);
 
 // Path of `name` inside checkpoint folder `dir`. A file whose whole content is a relative path to
 // another existing file (a symlink flattened by a copy, as in some checkouts) is followed.
