@@ -44,52 +44,54 @@ SgemmKernel sgemm_kernel(Isa isa) {
   return isa >= Isa::Avx512 && detected_isa() >= Isa::Avx512 && blas_generic ? sgemm_kernel_avx512() : nullptr;
 }
 
-void gemm_nt(const float* A, int64_t M, int64_t K, int64_t lda, const float* B, int64_t N, int64_t ldb,
-             const float* bias, float* C, int64_t ldc) {
-  if (M <= 0 || N <= 0) return;
-  if (SgemmKernel k = sgemm_kernel(active_isa())) {
-    parallel_for(N, 64, [&](int64_t n0, int64_t n1) { k(A, M, K, lda, B, false, ldb, bias, C, ldc, n0, n1); });
-    return;
-  }
-  blas_single_threaded();
-  // Column chunks of 64 keep OpenBLAS's packed panels whole.
-  const int64_t grain = 64;
-  parallel_for(N, grain, [&](int64_t n0, int64_t n1) {
-    float* c = C + n0;
-    if (bias) {
-      for (int64_t m = 0; m < M; ++m) std::copy(bias + n0, bias + n1, c + m * ldc);
-    }
-    sgemm_nt_serial(M, n1 - n0, K, 1.0f, A, lda, B + n0 * ldb, ldb, bias ? 1.0f : 0.0f, c, ldc);
-  });
-}
+namespace {
 
-void gemm_nt_bf16(const float* A, int64_t M, int64_t K, int64_t lda, const uint16_t* B, int64_t N, int64_t ldb,
-                  const float* bias, float* C, int64_t ldc) {
+// gemm_nt for B in float32 or bfloat16 (b_bf16). Our kernel when sgemm_kernel() picks it; else
+// OpenBLAS on column chunks of at least 64 (whole packed panels), a bf16 chunk widened first into a
+// float panel of its own (exact), one sgemm per task since sgemm repacks A for every call.
+void gemm_nt_any(const float* A, int64_t M, int64_t K, int64_t lda, const void* B, bool b_bf16, int64_t N,
+                 int64_t ldb, const float* bias, float* C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
   if (SgemmKernel k = sgemm_kernel(active_isa())) {
-    parallel_for(N, 64, [&](int64_t n0, int64_t n1) { k(A, M, K, lda, B, true, ldb, bias, C, ldc, n0, n1); });
+    parallel_for(N, 64, [&](int64_t n0, int64_t n1) { k(A, M, K, lda, B, b_bf16, ldb, bias, C, ldc, n0, n1); });
     return;
   }
   blas_single_threaded();
-  // One panel per task: sgemm repacks A for every call, so fewer, wider panels are faster.
   parallel_for(N, 64, [&](int64_t n0, int64_t n1) {
-    std::vector<float> panel(static_cast<size_t>((n1 - n0) * K));
-    for (int64_t p0 = n0; p0 < n1; p0 += n1 - n0) {
-      const int64_t pn = n1 - n0;
-      for (int64_t r = 0; r < pn; ++r) {
-        const uint16_t* src = B + (p0 + r) * ldb;
+    const int64_t n = n1 - n0;
+    const float* b = static_cast<const float*>(B) + n0 * ldb;
+    int64_t ld = ldb;
+    std::vector<float> panel;
+    if (b_bf16) {
+      panel.resize(static_cast<size_t>(n * K));
+      for (int64_t r = 0; r < n; ++r) {
+        const uint16_t* src = static_cast<const uint16_t*>(B) + (n0 + r) * ldb;
         float* dst = panel.data() + r * K;
         for (int64_t k = 0; k < K; ++k) {
           const uint32_t bits = static_cast<uint32_t>(src[k]) << 16;
           std::memcpy(dst + k, &bits, 4);
         }
       }
-      float* c = C + p0;
-      if (bias)
-        for (int64_t m = 0; m < M; ++m) std::copy(bias + p0, bias + p0 + pn, c + m * ldc);
-      sgemm_nt_serial(M, pn, K, 1.0f, A, lda, panel.data(), K, bias ? 1.0f : 0.0f, c, ldc);
+      b = panel.data();
+      ld = K;
     }
+    float* c = C + n0;
+    if (bias)
+      for (int64_t m = 0; m < M; ++m) std::copy(bias + n0, bias + n1, c + m * ldc);
+    sgemm_nt_serial(M, n, K, 1.0f, A, lda, b, ld, bias ? 1.0f : 0.0f, c, ldc);
   });
+}
+
+}  // namespace
+
+void gemm_nt(const float* A, int64_t M, int64_t K, int64_t lda, const float* B, int64_t N, int64_t ldb,
+             const float* bias, float* C, int64_t ldc) {
+  gemm_nt_any(A, M, K, lda, B, false, N, ldb, bias, C, ldc);
+}
+
+void gemm_nt_bf16(const float* A, int64_t M, int64_t K, int64_t lda, const uint16_t* B, int64_t N, int64_t ldb,
+                  const float* bias, float* C, int64_t ldc) {
+  gemm_nt_any(A, M, K, lda, B, true, N, ldb, bias, C, ldc);
 }
 
 }  // namespace la
