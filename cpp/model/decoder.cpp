@@ -22,6 +22,22 @@ namespace {
 constexpr int64_t kMlpRowBlock = 512;
 }  // namespace
 
+namespace {
+
+// Linears that read the same input, as one stacked matrix with each part a view into it when the
+// loader can stack them (returned), else each part loaded alone (an empty matrix is returned).
+LinearWeight stacked_or_separate(WeightLoader& loader, const std::string& key,
+                                 const std::vector<WeightLoader::Part>& parts, int64_t in,
+                                 const std::vector<LinearWeight*>& out) {
+  std::vector<LinearWeight> views;
+  LinearWeight stacked = loader.stacked(key, parts, in, &views);
+  for (size_t j = 0; j < parts.size(); ++j)
+    *out[j] = stacked.data ? views[j] : loader.linear(parts[j].name, parts[j].out, in, parts[j].with_bias);
+  return stacked;
+}
+
+}  // namespace
+
 Decoder::Decoder(const TextConfig& cfg, const WeightStore& ws, WeightLoader& loader) : cfg_(cfg) {
   const int64_t H = cfg.hidden, D = cfg.head_dim(), I = cfg.intermediate;
   const int64_t Hq = static_cast<int64_t>(cfg.heads) * D, Hkv = static_cast<int64_t>(cfg.kv_heads) * D;
@@ -47,30 +63,14 @@ Decoder::Decoder(const TextConfig& cfg, const WeightStore& ws, WeightLoader& loa
     Layer l;
     l.attn_norm = load_floats(ws, p + "input_layernorm.weight", {H});
     l.mlp_norm = load_floats(ws, p + "post_attention_layernorm.weight", {H});
-    std::vector<LinearWeight> views;
-    l.qkv = loader.stacked(p + "self_attn.qkv",
-                           {{p + "self_attn.q_proj", Hq, true}, {p + "self_attn.k_proj", Hkv, true},
-                            {p + "self_attn.v_proj", Hkv, true}},
-                           H, &views);
-    if (l.qkv.data) {
-      l.q = views[0];
-      l.k = views[1];
-      l.v = views[2];
-    } else {
-      l.q = loader.linear(p + "self_attn.q_proj", Hq, H, true);
-      l.k = loader.linear(p + "self_attn.k_proj", Hkv, H, true);
-      l.v = loader.linear(p + "self_attn.v_proj", Hkv, H, true);
-    }
+    l.qkv = stacked_or_separate(loader, p + "self_attn.qkv",
+                                {{p + "self_attn.q_proj", Hq, true}, {p + "self_attn.k_proj", Hkv, true},
+                                 {p + "self_attn.v_proj", Hkv, true}},
+                                H, {&l.q, &l.k, &l.v});
     l.o = loader.linear(p + "self_attn.o_proj", H, Hq, false);
-    l.gate_up = loader.stacked(p + "mlp.gate_up", {{p + "mlp.gate_proj", I, false}, {p + "mlp.up_proj", I, false}}, H,
-                               &views);
-    if (l.gate_up.data) {
-      l.gate = views[0];
-      l.up = views[1];
-    } else {
-      l.gate = loader.linear(p + "mlp.gate_proj", I, H, false);
-      l.up = loader.linear(p + "mlp.up_proj", I, H, false);
-    }
+    l.gate_up = stacked_or_separate(loader, p + "mlp.gate_up",
+                                    {{p + "mlp.gate_proj", I, false}, {p + "mlp.up_proj", I, false}}, H,
+                                    {&l.gate, &l.up});
     l.down = loader.linear(p + "mlp.down_proj", H, I, false);
     layers_.push_back(std::move(l));
   }
