@@ -7,9 +7,11 @@
 #include <sys/stat.h>
 
 #include <cctype>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 
+#include "core/cpu_budget.h"
 #include "core/error.h"
 #include "io/files.h"
 #include "core/timer.h"
@@ -31,7 +33,19 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
     notes_.push_back("OpenBLAS did not recognise this CPU and uses generic kernels (the vision tower runs several "
                      "times slower): set OPENBLAS_CORETYPE=SkylakeX (AVX-512) or Haswell (AVX2) before starting; "
                      "the Python package does this on import");
-  pool_ = std::make_unique<ThreadPool>(options.threads);
+  auto report = [&](const char* stage, double fraction, const std::string& message) {
+    if (options.progress) options.progress(LoadProgress{stage, fraction, message});
+  };
+  if (options.threads > 0) {
+    pool_ = std::make_unique<ThreadPool>(options.threads);
+    threads_source_ = str_cat("threads=", options.threads, " (argument)");
+  } else {
+    const ThreadBudget budget = default_thread_budget();
+    pool_ = std::make_unique<ThreadPool>(budget.threads);
+    threads_source_ = budget.source;
+  }
+  report("open", 0, str_cat("loading ", options.model_dir, " (quantization=", options.quantization, ", ",
+                            pool_->size(), " threads: ", threads_source_, ")"));
   vision_cache_.set_max_bytes(options.vision_cache_bytes);
   PoolScope scope(pool_.get());
   cfg_ = load_model_config(options.model_dir);
@@ -46,11 +60,27 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
     packed = open_packed_cache(packed_cache_path_, checkpoint_fingerprint());
   }
   WeightLoader loader(*weights_, cfg_.quantization, plan, packed.get());
+  if (plan.any() && !packed) {
+    // Converting a bf16 checkpoint streams it once: ~500 MB/s with the files in the page cache, a
+    // third of that from a cold disk (measured on the 3B checkpoint, bench/README.md).
+    const double gb = static_cast<double>(weights_->total_bytes()) / 1e9;
+    report("build_cache", 0,
+           str_cat("quantising the weights (", options.quantization, ") once",
+                   packed_cache_path_.empty() ? std::string(" (no packed cache: every load does this)")
+                                              : " into the packed cache " + packed_cache_path_,
+                   "; roughly ", static_cast<int64_t>(std::ceil(gb / 0.5)), "-", static_cast<int64_t>(std::ceil(gb / 0.16)),
+                   " s for these ", static_cast<int64_t>(std::ceil(gb * 10)) / 10.0, " GB; later loads map the cache"));
+    const double total = static_cast<double>(std::max<size_t>(1, weights_->total_bytes()));
+    loader.set_progress([&report, total](size_t done) { report("quantise", std::min(1.0, done / total), ""); });
+  } else if (packed) {
+    report("map_cache", 0, "mapping the packed weight cache " + packed_cache_path_);
+  }
   vision_ = std::make_unique<VisionTower>(cfg_.vision, *weights_, &loader);
   projector_ = std::make_unique<Projector>(cfg_.vision, cfg_.text, *weights_);
   decoder_ = std::make_unique<Decoder>(cfg_.text, *weights_, loader);
   for (const std::string& n : loader.notes()) notes_.push_back(n);
   if (!loader.new_blobs().empty() && !packed_cache_path_.empty()) {
+    report("write_cache", 1, "writing the packed weight cache " + packed_cache_path_);
     try {
       write_safetensors(packed_cache_path_, loader.new_blobs(),
                         {{"fingerprint", checkpoint_fingerprint()}, {"plan", plan.tag()}, {"format", kPackedFormatVersion}});
@@ -68,6 +98,8 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
                              "embedding by up to ", decoder_->tied_head_max_diff(),
                              "; the embedding is used, as in the reference"));
   load_seconds_ = sw.seconds();
+  report("done", 1, str_cat("loaded in ", static_cast<int64_t>(load_seconds_ * 10 + 0.5) / 10.0, " s"));
+  options_.progress = nullptr;  // loading is over; the engine keeps no reference to the caller's callback
 }
 
 Engine::~Engine() = default;
@@ -411,6 +443,7 @@ std::vector<QueryResult> Engine::run_batch(const std::vector<Query>& queries,
     r.answer = tokenizer_.decode(r.generation.tokens);
     for (const auto& [label, toks] : r.generation.history) r.history.emplace_back(label, tokenizer_.decode(toks));
     r.detections = parse_answer(r.answer, r.width, r.height);
+    score_detections(r.detections, r.generation.tokens, r.generation.token_probs, cfg_.ids);
     r.timings.generated_tokens = static_cast<int64_t>(r.generation.tokens.size());
     r.timings.forward_calls = r.generation.forward_calls;
     r.timings.total = elapsed;

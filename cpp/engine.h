@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -26,9 +27,17 @@
 
 namespace la {
 
+// What a load is doing, reported as it goes: stage "open", "map_cache", "build_cache", "quantise"
+// (fraction = share of the checkpoint's bytes converted so far), "write_cache" or "done".
+struct LoadProgress {
+  std::string stage;
+  double fraction = 0;
+  std::string message;  // a sentence for people ("" for the repeated "quantise" updates)
+};
+
 struct EngineOptions {
   std::string model_dir;
-  int threads = 0;                     // 0 = all hardware threads
+  int threads = 0;                     // 0 = the process's CPU budget (core/cpu_budget.h)
   // "none" (float32 compute from the checkpoint's weights: the exact path), "int8", "int4" (decoder
   // linears in Q4 blocks of 32, INT4 embedding table, Q8 output head) or "int4-b128".
   std::string quantization = "int4";
@@ -36,6 +45,7 @@ struct EngineOptions {
   // ~/.cache/locateanything_native/packed), "off", or an explicit file path.
   std::string packed_cache;
   size_t vision_cache_bytes = 0;       // keep image encodings across calls (0 = per call only)
+  std::function<void(const LoadProgress&)> progress;  // optional; called on the loading thread
 };
 
 // Seconds per stage of one query, and counts.
@@ -105,6 +115,8 @@ class Engine {
   const ModelConfig& config() const { return cfg_; }
   const Tokenizer& tokenizer() const { return tokenizer_; }
   ThreadPool& pool() const { return *pool_; }
+  // Why the pool has its size: "threads=4 (argument)", "affinity mask (2 CPUs)", "OMP_NUM_THREADS=1", ...
+  const std::string& threads_source() const { return threads_source_; }
   double load_seconds() const { return load_seconds_; }
   // Human-readable notes from loading (e.g. a stored lm_head that differs from the embedding).
   const std::vector<std::string>& load_notes() const { return notes_; }
@@ -140,6 +152,7 @@ class Engine {
   std::mutex run_mu_;
   VisionCache vision_cache_;
   double load_seconds_ = 0;
+  std::string threads_source_;
   std::vector<std::string> notes_;
 };
 

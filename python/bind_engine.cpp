@@ -11,6 +11,7 @@
 #include "bind.h"
 #include "core/error.h"
 #include "core/cpu.h"
+#include "core/cpu_budget.h"
 #include "engine.h"
 
 namespace py = pybind11;
@@ -37,6 +38,10 @@ namespace {
   return d;
 }
 
+::py::object score_or_none(double score) {
+  return std::isnan(score) ? ::py::none() : ::py::object(::py::float_(score));
+}
+
 ::py::list detections_list(const std::vector<Detection>& dets, Detection::Kind kind) {
   ::py::list out;
   for (const Detection& d : dets) {
@@ -52,9 +57,122 @@ namespace {
       item["x"] = d.x1;
       item["y"] = d.y1;
     }
+    item["score"] = score_or_none(d.score);
     out.append(item);
   }
   return out;
+}
+
+// ---- Result state for pickling (every field, so a round trip gives an equal result) ----
+
+::py::dict result_state(const QueryResult& r) {
+  ::py::dict d;
+  d["answer"] = r.answer;
+  d["prompt_ids"] = r.prompt_ids;
+  const GenerationResult& g = r.generation;
+  d["tokens"] = g.tokens;
+  d["token_probs"] = g.token_probs;
+  d["stop_reason"] = g.stop_reason;
+  d["forward_calls"] = g.forward_calls;
+  d["switch_to_ar"] = g.switch_to_ar;
+  d["loop_guard_fired"] = g.loop_guard_fired;
+  ::py::list steps;
+  for (const StepRecord& s : g.steps)
+    steps.append(::py::make_tuple(s.past_len, s.q_len, s.mtp, s.type, s.route, s.x0, s.emitted));
+  d["step_records"] = steps;
+  d["generation_history"] = g.history;
+  d["history"] = r.history;
+  ::py::list dets;
+  for (const Detection& x : r.detections)
+    dets.append(::py::make_tuple(static_cast<int>(x.kind), x.label, x.x1, x.y1, x.x2, x.y2,
+                                 std::vector<int>(x.raw, x.raw + 4), x.score));
+  d["detections"] = dets;
+  const Timings& t = r.timings;
+  d["timings"] = std::vector<double>{t.preprocess, t.vision, t.projector, t.prefill, t.decode, t.total};
+  d["counts"] = std::vector<int64_t>{t.prompt_tokens, t.image_tokens, t.generated_tokens, t.forward_calls,
+                                     t.shared_prefix_tokens, t.images_encoded};
+  ::py::list st;
+  for (const StepTiming& s : r.steps) st.append(::py::make_tuple(s.q_len, s.mtp, s.seconds, s.committed));
+  d["step_times"] = st;
+  d["size"] = ::py::make_tuple(r.width, r.height);
+  return d;
+}
+
+QueryResult result_from_state(const ::py::dict& d) {
+  LA_CHECK(d.contains("answer") && d.contains("detections") && d.contains("timings"), InvalidArgument,
+           "not a pickled locateanything_native Result");
+  QueryResult r;
+  r.answer = d["answer"].cast<std::string>();
+  r.prompt_ids = d["prompt_ids"].cast<std::vector<int32_t>>();
+  GenerationResult& g = r.generation;
+  g.tokens = d["tokens"].cast<std::vector<int32_t>>();
+  g.token_probs = d["token_probs"].cast<std::vector<float>>();
+  g.stop_reason = d["stop_reason"].cast<std::string>();
+  g.forward_calls = d["forward_calls"].cast<int64_t>();
+  g.switch_to_ar = d["switch_to_ar"].cast<int64_t>();
+  g.loop_guard_fired = d["loop_guard_fired"].cast<bool>();
+  for (const auto& item : d["step_records"].cast<::py::list>()) {
+    const auto t = item.cast<::py::tuple>();
+    StepRecord s;
+    s.past_len = t[0].cast<int64_t>();
+    s.q_len = t[1].cast<int64_t>();
+    s.mtp = t[2].cast<bool>();
+    s.type = t[3].cast<std::string>();
+    s.route = t[4].cast<std::string>();
+    s.x0 = t[5].cast<std::vector<int32_t>>();
+    s.emitted = t[6].cast<std::vector<int32_t>>();
+    g.steps.push_back(std::move(s));
+  }
+  g.history = d["generation_history"].cast<std::vector<std::pair<std::string, std::vector<int32_t>>>>();
+  r.history = d["history"].cast<std::vector<std::pair<std::string, std::string>>>();
+  for (const auto& item : d["detections"].cast<::py::list>()) {
+    const auto t = item.cast<::py::tuple>();
+    Detection x;
+    x.kind = static_cast<Detection::Kind>(t[0].cast<int>());
+    x.label = t[1].cast<std::string>();
+    x.x1 = t[2].cast<double>();
+    x.y1 = t[3].cast<double>();
+    x.x2 = t[4].cast<double>();
+    x.y2 = t[5].cast<double>();
+    const auto raw = t[6].cast<std::vector<int>>();
+    for (size_t k = 0; k < 4 && k < raw.size(); ++k) x.raw[k] = raw[k];
+    x.score = t[7].cast<double>();
+    r.detections.push_back(std::move(x));
+  }
+  const auto tv = d["timings"].cast<std::vector<double>>();
+  const auto cv = d["counts"].cast<std::vector<int64_t>>();
+  LA_CHECK(tv.size() == 6 && cv.size() == 6, InvalidArgument, "not a pickled locateanything_native Result");
+  Timings& t = r.timings;
+  t.preprocess = tv[0], t.vision = tv[1], t.projector = tv[2], t.prefill = tv[3], t.decode = tv[4], t.total = tv[5];
+  t.prompt_tokens = cv[0], t.image_tokens = cv[1], t.generated_tokens = cv[2], t.forward_calls = cv[3];
+  t.shared_prefix_tokens = cv[4], t.images_encoded = cv[5];
+  for (const auto& item : d["step_times"].cast<::py::list>()) {
+    const auto s = item.cast<::py::tuple>();
+    r.steps.push_back({s[0].cast<int64_t>(), s[1].cast<bool>(), s[2].cast<double>(), s[3].cast<int64_t>()});
+  }
+  const auto size = d["size"].cast<std::pair<int, int>>();
+  r.width = size.first;
+  r.height = size.second;
+  return r;
+}
+
+// The documented record of a result (plain Python types; the CLI writes it as JSON).
+::py::dict result_dict(const QueryResult& r) {
+  ::py::dict d;
+  d["answer"] = r.answer;
+  d["width"] = r.width;
+  d["height"] = r.height;
+  d["boxes"] = detections_list(r.detections, Detection::Kind::Box);
+  d["points"] = detections_list(r.detections, Detection::Kind::Point);
+  d["none_count"] = std::count_if(r.detections.begin(), r.detections.end(),
+                                  [](const Detection& x) { return x.kind == Detection::Kind::None; });
+  d["stop_reason"] = r.generation.stop_reason;
+  d["generated_ids"] = r.generation.tokens;
+  d["forward_calls"] = r.generation.forward_calls;
+  d["switch_to_ar"] = r.generation.switch_to_ar;
+  d["loop_guard_fired"] = r.generation.loop_guard_fired;
+  d["timings"] = timings_dict(r.timings);
+  return d;
 }
 
 ::py::list steps_list(const std::vector<StepRecord>& steps) {
@@ -151,24 +269,52 @@ void register_engine(::py::module_& m) {
       .def_property_readonly("timings", [](const QueryResult& r) { return timings_dict(r.timings); })
       .def_readonly("width", &QueryResult::width)
       .def_readonly("height", &QueryResult::height)
+      .def_property_readonly("token_probs", [](const QueryResult& r) { return r.generation.token_probs; },
+                             "probability of each generated id under the distribution it was drawn from")
+      .def("to_dict", &result_dict,
+           "The result as plain Python types: answer, width, height, boxes ([{label, x1, y1, x2, y2, score}]), "
+           "points ([{label, x, y, score}]), none_count, stop_reason, generated_ids, forward_calls, switch_to_ar, "
+           "loop_guard_fired, timings. JSON-serialisable; the CLI's records hold these keys.")
+      .def("__eq__", [](const QueryResult& a, const QueryResult& b) {
+        return a.answer == b.answer && a.generation.tokens == b.generation.tokens && a.width == b.width &&
+               a.height == b.height;
+      })
+      .def(::py::pickle([](const QueryResult& r) { return result_state(r); },
+                        [](const ::py::dict& d) { return result_from_state(d); }))
+      .def("__copy__", [](const QueryResult& r) { return QueryResult(r); })
+      .def("__deepcopy__", [](const QueryResult& r, const ::py::dict&) { return QueryResult(r); }, ::py::arg("memo"))
       .def("__repr__", [](const QueryResult& r) {
         return "<Result answer=" + std::string(::py::repr(::py::str(r.answer))) + " stop=" + r.generation.stop_reason + ">";
       });
 
   ::py::class_<Engine>(m, "Engine", "A loaded LocateAnything checkpoint; load once, run many queries.")
       .def(::py::init([](const std::string& model_dir, int threads, const std::string& quantization,
-                         size_t vision_cache_bytes, const std::string& packed_cache) {
+                         size_t vision_cache_bytes, const std::string& packed_cache, ::py::object progress) {
              EngineOptions o;
              o.model_dir = model_dir;
              o.threads = threads;
              o.quantization = quantization;
              o.vision_cache_bytes = vision_cache_bytes;
              o.packed_cache = packed_cache;
+             if (!progress.is_none()) {
+               // The load runs with the GIL released: the callable is held through a shared_ptr (copies
+               // of the options touch no reference count) and called, and finally dropped, under the GIL.
+               std::shared_ptr<::py::object> fn(new ::py::object(progress), [](::py::object* p) {
+                 ::py::gil_scoped_acquire gil;
+                 delete p;
+               });
+               o.progress = [fn](const LoadProgress& p) {
+                 ::py::gil_scoped_acquire gil;
+                 (*fn)(p.stage, p.fraction, p.message);
+               };
+             }
              ::py::gil_scoped_release release;
              return std::make_unique<Engine>(o);
            }),
            ::py::arg("model_dir"), ::py::arg("threads") = 0, ::py::arg("quantization") = "int4",
-           ::py::arg("vision_cache_bytes") = 0, ::py::arg("packed_cache") = "")
+           ::py::arg("vision_cache_bytes") = 0, ::py::arg("packed_cache") = "", ::py::arg("progress") = ::py::none(),
+           "progress(stage, fraction, message), when given, hears what the load is doing: stages open, "
+           "map_cache, build_cache, quantise (fraction of the checkpoint converted), write_cache, done.")
       .def(
           "run",
           [](Engine& e, const ::py::list& images, const std::string& question, const std::string& generation_mode,
@@ -322,6 +468,9 @@ void register_engine(::py::module_& m) {
       .def("decode", [](const Engine& e, const std::vector<int32_t>& ids) { return e.tokenizer().decode(ids); })
       .def_property_readonly("load_seconds", &Engine::load_seconds)
       .def_property_readonly("threads", [](const Engine& e) { return e.pool().size(); })
+      .def_property_readonly("threads_source", &Engine::threads_source,
+                             "what set the thread count: the threads argument, the affinity mask, the cgroup CPU "
+                             "quota, LOCATEANYTHING_THREADS or OMP_NUM_THREADS")
       .def_property_readonly("notes", &Engine::load_notes)
       .def_property_readonly("quantization", &Engine::quantization_tag)
       .def_property_readonly("packed_cache_file", &Engine::packed_cache_file)
@@ -349,6 +498,11 @@ void register_engine(::py::module_& m) {
         "The official worker's prompt for a task (detect, ground_single, ground_multi, ground_text, detect_text, "
         "ground_gui, ground_gui_point, point, detect_visual_prompt).");
   m.def("join_categories", &join_categories, ::py::arg("categories"), "Categories joined with </c>, as detect().");
+  m.attr("QUANTIZATIONS") = ::py::cast(quantization_names());
+  m.def("default_thread_budget", [] {
+    const ThreadBudget b = default_thread_budget();
+    return ::py::make_tuple(b.threads, b.source);
+  }, "(threads, source): the thread count an engine takes by default in this process, and why.");
   m.def("isa", [] { return std::string(isa_name(active_isa())); }, "The kernel instruction set in use.");
 }
 

@@ -3,6 +3,8 @@
 
 #include "model/answer_parser.h"
 
+#include <cmath>
+
 namespace la {
 namespace {
 
@@ -58,6 +60,30 @@ TEST(AnswerParser, MalformedPiecesAreSkipped) {
   EXPECT_EQ(d[0].kind, Detection::Kind::Point);
   EXPECT_EQ(d[1].kind, Detection::Kind::Box);
   EXPECT_EQ(d[1].x2, 3.0);
+}
+
+TEST(AnswerParser, ScoresAreGeometricMeansOfCoordinateProbabilities) {
+  TokenIds ids;  // the released ids: <box> 151668, </box> 151669, <0> 151677
+  auto c = [&](int v) { return ids.coord_start + v; };
+  // <box><1><2><3><4></box> x <box>none... (ignored) <box><5><6></box>, a malformed run, then a box
+  // that the text parser finds but whose coordinates differ from every run (score stays NaN).
+  const std::vector<int32_t> tokens = {ids.box_start, c(1), c(2), c(3), c(4), ids.box_end,
+                                       ids.box_start, c(5), c(6), ids.box_end,
+                                       ids.box_start, c(7), ids.box_end};
+  std::vector<float> probs(tokens.size(), 1.0f);
+  probs[1] = 0.5f, probs[2] = 0.25f, probs[3] = 1.0f, probs[4] = 0.5f;
+  probs[7] = 0.81f, probs[8] = 0.01f;
+  auto d = parse_answer("<box><1><2><3><4></box><box><5><6></box><box><9><9><9><9></box><box>none</box>", 100, 100);
+  ASSERT_EQ(d.size(), 4u);
+  score_detections(d, tokens, probs, ids);
+  EXPECT_NEAR(d[0].score, std::pow(0.5 * 0.25 * 1.0 * 0.5, 0.25), 1e-7);
+  EXPECT_NEAR(d[1].score, std::sqrt(0.81 * 0.01), 1e-7);
+  EXPECT_TRUE(std::isnan(d[2].score));
+  EXPECT_TRUE(std::isnan(d[3].score));  // "none" has no coordinates
+  // Fewer probabilities than tokens (a truncated record): no crash, nothing past the end is read.
+  auto e = parse_answer("<box><1><2><3><4></box>", 10, 10);
+  score_detections(e, tokens, std::vector<float>(3, 0.5f), ids);
+  EXPECT_TRUE(std::isnan(e[0].score));
 }
 
 }  // namespace

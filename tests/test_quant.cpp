@@ -12,6 +12,7 @@
 #include "core/half.h"
 #include "core/thread_pool.h"
 #include "kernels/quant.h"
+#include "model/weights.h"
 
 namespace la {
 namespace {
@@ -422,6 +423,33 @@ TEST(QuantLinear, RejectsBadShapes) {
                InvalidArgument);
   std::vector<float> xf(40);
   EXPECT_THROW(quantise_activations(xf.data(), 1, 40, 40, x.data()), InvalidArgument);
+}
+
+TEST(QuantLinear, PaddedInputTakesNarrowRows) {
+  // A [5, 24] layer stored as Q8_32 [5, 32] with 8 zero columns (pad_in = 8), fed rows of 24 floats:
+  // the result equals feeding rows already padded with zeros to 32.
+  ThreadPool pool(1);
+  PoolScope scope(&pool);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int64_t M = 3, N = 5, K = 24, Kp = 32;
+  std::vector<float> w(N * Kp, 0.0f), x(M * K), xp(M * Kp, 0.0f);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < K; ++k) w[n * Kp + k] = nd(rng);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t k = 0; k < K; ++k) xp[m * Kp + k] = x[m * K + k] = nd(rng);
+  LinearWeight f;
+  f.data = w.data();
+  f.out = N;
+  f.in = Kp;
+  LinearWeight q = quantize_linear(f, QuantFormat::Q8_32);
+  q.pad_in = Kp - K;
+  std::vector<float> narrow(M * N), wide(M * N);
+  q.apply(x.data(), M, K, narrow.data(), N);
+  q.apply(xp.data(), M, Kp, wide.data(), N);
+  EXPECT_EQ(narrow, wide);
+  // Rows narrower than the layer's real input are refused.
+  EXPECT_THROW(q.apply(x.data(), M, K - 1, narrow.data(), N), InvalidArgument);
 }
 
 }  // namespace

@@ -1,7 +1,9 @@
 // Tolerant scanner over the answer grammar (spec-vision-and-io §6.1).
 #include "model/answer_parser.h"
 
+#include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstring>
 
 namespace la {
@@ -79,6 +81,46 @@ std::vector<Detection> parse_answer(const std::string& s, int width, int height)
     ++i;
   }
   return out;
+}
+
+void score_detections(std::vector<Detection>& detections, const std::vector<int32_t>& tokens,
+                      const std::vector<float>& token_probs, const TokenIds& ids) {
+  // Runs of ids <box> c… </box> with 2 or 4 coordinates: their values and the mean log-probability.
+  struct Run {
+    int n = 0;
+    int v[4] = {0, 0, 0, 0};
+    double score = 0;
+  };
+  std::vector<Run> runs;
+  const size_t n = std::min(tokens.size(), token_probs.size());
+  for (size_t i = 0; i < n; ++i) {
+    if (tokens[i] != ids.box_start) continue;
+    Run r;
+    double log_sum = 0;
+    size_t j = i + 1;
+    while (j < n && r.n < 4 && ids.is_coord(tokens[j])) {
+      r.v[r.n++] = tokens[j] - ids.coord_start;
+      log_sum += std::log(static_cast<double>(token_probs[j]));
+      ++j;
+    }
+    if ((r.n == 2 || r.n == 4) && j < n && tokens[j] == ids.box_end) {
+      r.score = std::exp(log_sum / r.n);
+      runs.push_back(r);
+      i = j;
+    }
+  }
+  size_t next = 0;
+  for (Detection& d : detections) {
+    if (d.kind == Detection::Kind::None) continue;
+    const int k = d.kind == Detection::Kind::Box ? 4 : 2;
+    for (size_t r = next; r < runs.size(); ++r) {
+      if (runs[r].n == k && std::equal(d.raw, d.raw + k, runs[r].v)) {
+        d.score = runs[r].score;
+        next = r + 1;
+        break;
+      }
+    }
+  }
 }
 
 }  // namespace la

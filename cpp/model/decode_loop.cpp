@@ -1,6 +1,8 @@
 // Block decision, pattern handling and the slow/fast/hybrid state machine (spec-decoding §4).
 #include "model/decode_loop.h"
 
+#include <limits>
+
 #include <algorithm>
 
 #include "core/error.h"
@@ -231,16 +233,21 @@ const Generation::Plan& Generation::plan() {
   return plan_;
 }
 
-void Generation::commit(const std::vector<int32_t>& tokens, const std::string& type, bool mtp) {
+void Generation::commit(const std::vector<int32_t>& tokens, const std::string& type, const float* probs,
+                        int64_t rows) {
   if (opt_.record_steps) {
     StepRecord& s = result_.steps.back();
     s.type = type;
     s.emitted = tokens;
   }
   result_.history.emplace_back(type.find("ar") != std::string::npos ? "ar" : "mtp", tokens);
-  for (int32_t t : tokens) {
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const int32_t t = tokens[i];
     seq_.push_back(t);
     result_.tokens.push_back(t);
+    result_.token_probs.push_back(static_cast<int64_t>(i) < rows && t >= 0 && t < vocab_
+                                      ? probs[static_cast<int64_t>(i) * vocab_ + t]
+                                      : std::numeric_limits<float>::quiet_NaN());
     seen_.add(t);
   }
 }
@@ -291,7 +298,7 @@ void Generation::consume(float* logits) {
       result_.steps.back().route = block_route_name(d.route);
       result_.steps.back().x0 = x0;
     }
-    commit(p.tokens, p.type, true);
+    commit(p.tokens, p.type, logits, rows);
     if (p.terminal) {
       stop = true;
       result_.stop_reason = "im_end_token";
@@ -302,7 +309,7 @@ void Generation::consume(float* logits) {
   } else {
     const int32_t t = x0[0];
     const std::string type = classify_ar_token(t, ids_, opt_.mode);
-    commit({t}, type, false);
+    commit({t}, type, logits, rows);
     if (type == "im_end") {
       stop = true;
       result_.stop_reason = t == ids_.im_end ? "im_end_token" : "ar_non_coord_token_stop";

@@ -70,6 +70,9 @@ struct StepRecord {
 
 struct GenerationResult {
   std::vector<int32_t> tokens;  // generated ids (after the prompt)
+  // Probability of each generated id under the distribution its row was drawn from (after the
+  // repetition penalty, temperature and top-p / top-k; at temperature 0 the softmax of the logits).
+  std::vector<float> token_probs;
   std::string stop_reason;      // im_end_token | max_len | ar_non_coord_token_stop | loop_guard
   int64_t forward_calls = 0;
   int64_t switch_to_ar = 0;
@@ -109,7 +112,9 @@ class Generation {
   const std::vector<int32_t>& sequence() const { return seq_; }
 
  private:
-  void commit(const std::vector<int32_t>& tokens, const std::string& type, bool mtp);
+  // probs: the processed distributions of the forward's logit rows ([rows, vocab]); token i of
+  // `tokens` was drawn from row i.
+  void commit(const std::vector<int32_t>& tokens, const std::string& type, const float* probs, int64_t rows);
   bool loop_guard_hit() const;
 
   GenerationOptions opt_;

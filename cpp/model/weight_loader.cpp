@@ -10,6 +10,10 @@
 
 namespace la {
 
+std::vector<std::string> quantization_names() {
+  return {"int4", "int4-b128", "int8", "none", "int4-visf", "int4-b128-visf", "int8-visf"};
+}
+
 QuantPlan QuantPlan::from_name(const std::string& name) {
   // A "-visf" suffix keeps the vision tower in float32 under any quantised decoder.
   const std::string visf = "-visf";
@@ -88,6 +92,8 @@ LinearWeight WeightLoader::quantized(const std::string& weight_name, const Linea
     return cached;
   }
   LinearWeight q = quantize_linear(source, fmt);
+  converted_bytes_ += source.weight_bytes();
+  if (progress_) progress_(converted_bytes_);
   if (ws_.has(weight_name)) ws_.release(ws_.get(weight_name));
   blobs_.push_back({weight_name + "@" + quant_format_name(fmt), DType::U8,
                     {static_cast<int64_t>(q.weight_bytes())}, q.data, q.weight_bytes()});
@@ -103,15 +109,19 @@ LinearWeight WeightLoader::linear(const std::string& name, int64_t out, int64_t 
              ckpt_.sym ? "symmetric" : "asymmetric", " quantised weight; only symmetric 4-bit AutoRound/GPTQ "
              "checkpoints are supported");
     const int64_t g = ckpt_.group_size;
-    LA_CHECK(g == 32 || g == 128, RuntimeError, "'", name, "' uses group size ", g, "; 32 or 128 is supported");
+    LA_CHECK(g > 0, RuntimeError, "'", name, "' has group size ", g, " in config.json's quantization_config");
+    const int64_t groups = (in + g - 1) / g, packed_rows = (in + 7) / 8;
+    // Groups of 32 or 128 that divide K repack into our Q4 tiles as they are; other layouts (a group
+    // size our tiles do not have, or a last group that is partial) are dequantised exactly to float.
+    const bool repack = (g == 32 || g == 128) && in % g == 0;
     const QuantFormat fmt = g == 128 ? QuantFormat::Q4_128 : QuantFormat::Q4_32;
     const TensorView& qw = ws_.get(name + ".qweight");
     const TensorView& sc = ws_.get(name + ".scales");
-    LA_CHECK(qw.dtype == DType::I32 && qw.shape == std::vector<int64_t>({in / 8, out}), RuntimeError, "'", name,
+    LA_CHECK(qw.dtype == DType::I32 && qw.shape == std::vector<int64_t>({packed_rows, out}), RuntimeError, "'", name,
              ".qweight' has dtype ", dtype_name(qw.dtype), " and shape ", qw.shape_str(), "; expected I32 [",
-             in / 8, ", ", out, "]");
-    LA_CHECK(sc.dtype == DType::F16 && sc.shape == std::vector<int64_t>({in / g, out}), RuntimeError, "'", name,
-             ".scales' has dtype ", dtype_name(sc.dtype), " and shape ", sc.shape_str(), "; expected F16 [", in / g,
+             packed_rows, ", ", out, "]");
+    LA_CHECK(sc.dtype == DType::F16 && sc.shape == std::vector<int64_t>({groups, out}), RuntimeError, "'", name,
+             ".scales' has dtype ", dtype_name(sc.dtype), " and shape ", sc.shape_str(), "; expected F16 [", groups,
              ", ", out, "]");
     if (ws_.has(name + ".g_idx")) {
       // Activation reordering (desc_act) would permute input channels between groups: only the
@@ -128,7 +138,7 @@ LinearWeight WeightLoader::linear(const std::string& name, int64_t out, int64_t 
     if (ws_.has(name + ".qzeros")) {
       // Symmetric 4-bit codes are centred on 8; GPTQ-style packing stores zero − 1 = 7.
       const TensorView& qz = ws_.get(name + ".qzeros");
-      LA_CHECK(qz.dtype == DType::I32 && qz.numel() * 8 >= (in / g) * out, RuntimeError, "'", name,
+      LA_CHECK(qz.dtype == DType::I32 && qz.numel() * 8 >= groups * out, RuntimeError, "'", name,
                ".qzeros' has an unexpected layout ", qz.shape_str());
       for (int64_t i = 0; i < qz.numel(); ++i) {
         uint32_t word;
@@ -140,6 +150,34 @@ LinearWeight WeightLoader::linear(const std::string& name, int64_t out, int64_t 
         }
       }
     }
+    std::vector<float> bias;
+    if (with_bias) bias = load_floats(ws_, name + ".bias", {out});
+    if (!repack) {
+      // Exactly (q − 8)·scale in float32, [out, in]; then the plan's own format where K admits it.
+      auto f = std::make_shared<std::vector<float>>(static_cast<size_t>(out * in));
+      const uint8_t* qwb = qw.data;
+      const uint8_t* scb = sc.data;
+      for (int64_t k = 0; k < in; ++k)
+        for (int64_t o = 0; o < out; ++o) {
+          uint32_t word;
+          uint16_t half;
+          std::memcpy(&word, qwb + 4 * ((k / 8) * out + o), 4);
+          std::memcpy(&half, scb + 2 * ((k / g) * out + o), 2);
+          const int code = static_cast<int>((word >> (4 * (k % 8))) & 15u);
+          (*f)[o * in + k] = static_cast<float>(code - 8) * f16_to_f32(half);
+        }
+      LinearWeight fw;
+      fw.format = WeightFormat::F32;
+      fw.data = f->data();
+      fw.owner = f;
+      fw.out = out;
+      fw.in = in;
+      fw.bias = std::move(bias);
+      if (plan_.quantize)
+        notes_.push_back(str_cat("'", name, "': AutoRound group size ", g, " does not tile its input size ", in,
+                                 "; dequantised exactly and re-quantised as the plan says"));
+      return plan_.quantize ? quantize_float(weight_name, fw) : fw;
+    }
     LinearWeight w;
     w.quantized = true;
     w.qformat = fmt;
@@ -150,7 +188,7 @@ LinearWeight WeightLoader::linear(const std::string& name, int64_t out, int64_t 
                    buf.get());
     w.data = buf.get();
     w.owner = buf;
-    if (with_bias) w.bias = load_floats(ws_, name + ".bias", {out});
+    w.bias = std::move(bias);
     if (!plan_.quantize) {
       // quantization="none" on a quantised checkpoint: float32 compute of exactly (q − 8)·scale.
       auto f = std::make_shared<std::vector<float>>(static_cast<size_t>(out * in));
@@ -171,6 +209,11 @@ LinearWeight WeightLoader::linear(const std::string& name, int64_t out, int64_t 
     ws_.prefetch(ws_.get(weight_name));  // used in place: stream it in now
     return source;
   }
+  return quantize_float(weight_name, source);
+}
+
+LinearWeight WeightLoader::quantize_float(const std::string& weight_name, const LinearWeight& source) {
+  const int64_t in = source.in;
   if (in % quant_block_size(plan_.linear) != 0) {
     if (in % kQuantActBlock == 0 && plan_.linear == QuantFormat::Q4_128) return quantized(weight_name, source, QuantFormat::Q4_32);
     notes_.push_back(str_cat("'", weight_name, "' stays in float: its input size ", in,
@@ -190,6 +233,7 @@ LinearWeight WeightLoader::vision_linear(const std::string& name, int64_t out, i
   LinearWeight cached = from_packed(name + ".weight", out, in_q, QuantFormat::Q8_32);
   if (cached.data) {
     cached.bias = source.bias;
+    cached.pad_in = in_q - in;
     return cached;
   }
   // Zero columns past `in`: they meet the zero padding of the activations.
@@ -205,7 +249,9 @@ LinearWeight WeightLoader::vision_linear(const std::string& name, int64_t out, i
   wide.data = padded->data();
   wide.owner = padded;
   wide.bias = source.bias;
-  return quantized(name + ".weight", wide, QuantFormat::Q8_32);
+  LinearWeight q = quantized(name + ".weight", wide, QuantFormat::Q8_32);
+  q.pad_in = in_q - in;
+  return q;
 }
 
 LinearWeight WeightLoader::stacked(const std::string& key, const std::vector<Part>& parts, int64_t in,

@@ -3,6 +3,7 @@
 // through float), or a packed cache written by an earlier load (memory-mapped, no conversion).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,6 +34,9 @@ struct QuantPlan {
   std::string tag() const;
 };
 
+// The quantisation names QuantPlan::from_name accepts, in the order the docs list them.
+std::vector<std::string> quantization_names();
+
 class WeightLoader {
  public:
   // `packed` (may be null) holds tensors of an earlier quantisation, named "<weight name>@<format>".
@@ -55,7 +59,7 @@ class WeightLoader {
                        std::vector<LinearWeight>* views);
   // A vision-tower linear `name` ([out, in], + bias): the checkpoint's float weights, or with
   // plan.vision_q8 a Q8_32 matrix whose input size is zero-padded to padded_input(in) (the caller
-  // feeds activations with that many columns, the padding zero).
+  // feeds rows of `in` columns, zero-padded when quantised, or rows already that wide with zero padding).
   LinearWeight vision_linear(const std::string& name, int64_t out, int64_t in, bool with_bias);
   static int64_t padded_input(int64_t in);
 
@@ -67,10 +71,15 @@ class WeightLoader {
   // Quantised tensors made during this load (not found in `packed`), to write a cache.
   const std::vector<TensorBlob>& new_blobs() const { return blobs_; }
   const std::vector<std::string>& notes() const { return notes_; }
+  // Called with the checkpoint bytes converted so far, after each tensor this load quantises.
+  void set_progress(std::function<void(size_t)> fn) { progress_ = std::move(fn); }
 
  private:
   LinearWeight quantized(const std::string& weight_name, const LinearWeight& source, QuantFormat fmt);
   LinearWeight from_packed(const std::string& weight_name, int64_t out, int64_t in, QuantFormat fmt);
+  // A float decoder weight in the plan's format, or kept in float (with a note) when its input size
+  // is not a multiple of the format's block.
+  LinearWeight quantize_float(const std::string& weight_name, const LinearWeight& source);
 
   const WeightStore& ws_;
   QuantizationConfig ckpt_;
@@ -79,6 +88,8 @@ class WeightLoader {
   std::vector<TensorBlob> blobs_;
   std::vector<std::shared_ptr<const void>> keep_;  // owners of blob data
   std::vector<std::string> notes_;
+  std::function<void(size_t)> progress_;
+  size_t converted_bytes_ = 0;
 };
 
 }  // namespace la

@@ -1,6 +1,7 @@
 // Tensor loading helpers shared by the vision tower, projector and decoder.
 #include "model/weights.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.h"
@@ -73,7 +74,16 @@ void apply_linears(const float* x, int64_t M, int64_t ldx, const std::vector<Lin
     if (!quantized_input) {
       const int64_t K = t.w->in;
       scratch.resize(static_cast<size_t>(M * (K / kQuantActBlock)));
-      quantise_activations(x, M, K, ldx, scratch.data());
+      if (ldx < K) {
+        const int64_t used = K - t.w->pad_in;
+        LA_CHECK(used <= ldx, InvalidArgument, "a quantised [", t.w->out, ", ", K, "] linear reads ", used,
+                 " input columns but the rows hold ", ldx);
+        std::vector<float> padded(static_cast<size_t>(M * K), 0.0f);
+        for (int64_t m = 0; m < M; ++m) std::copy(x + m * ldx, x + m * ldx + used, padded.begin() + m * K);
+        quantise_activations(padded.data(), M, K, K, scratch.data());
+      } else {
+        quantise_activations(x, M, K, ldx, scratch.data());
+      }
       quantized_input = true;
     }
     t.w->apply_quantized(scratch.data(), M, t.y, t.ldy);

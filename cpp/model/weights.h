@@ -21,6 +21,10 @@ struct LinearWeight {
   QuantFormat qformat = QuantFormat::Q4_32;  // storage when quantised
   const void* data = nullptr;
   int64_t out = 0, in = 0;
+  // Zero columns appended to the input when quantised (the kernels read K = in, a multiple of the
+  // activation block; the layer itself reads in − pad_in). Inputs narrower than `in` are padded
+  // with zeros before they are quantised.
+  int64_t pad_in = 0;
   std::vector<float> bias;            // empty = no bias
   std::shared_ptr<const void> owner;  // keeps converted data alive (null when it points into a mapping)
 
@@ -38,7 +42,9 @@ struct LinearWeight {
 };
 
 // y_i = x · W_iᵀ for weights that all read the same x [M, K]: quantised ones share one quantised
-// copy of x (quantised once per row, as the kernels' contract expects).
+// copy of x (quantised once per row, as the kernels' contract expects). When ldx < K (a weight with
+// pad_in > 0 fed its unpadded rows), the rows are zero-padded to K first; rows with ldx ≥ K must
+// hold zeros in the padded columns (the vision MLP keeps its hidden rows that wide).
 struct LinearTarget {
   const LinearWeight* w;
   float* y;

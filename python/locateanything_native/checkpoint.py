@@ -209,6 +209,24 @@ def write_preprocessor_config(out_dir: str | os.PathLike, in_token_limit: int = 
         "in_token_limit": in_token_limit}, indent=1))
 
 
+def write_random_checkpoint(out_dir: str | os.PathLike, vision: dict, text: dict, seed: int = 0, std: float = 0.02,
+                            comment: str = "RANDOM weights made by locateanything_native: answers are meaningless") -> str:
+    """A complete random checkpoint folder in the released layout: the byte-level tokenizer, config.json
+    with `vision` / `text` dimensions (any sizes: tests use awkward ones), preprocessor config and bf16
+    weights. Returns the folder."""
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ids = write_byte_tokenizer(out)
+    vocab_size = ids.pop("__vocab_size__")
+    config = make_config({"init_pos_emb_height": 8, "init_pos_emb_width": 8, **vision},
+                         {"vocab_size": vocab_size, **text}, ids)
+    config["_comment"] = comment
+    (out / "config.json").write_text(json.dumps(config, indent=1))
+    write_preprocessor_config(out)
+    write_random_weights(out, config, seed=seed, std=std)
+    return str(out)
+
+
 def demo_checkpoint(cache_dir: str | os.PathLike | None = None) -> str:
     """A tiny RANDOM checkpoint (answers are meaningless) in the released layout, made once and cached:
     it lets the whole pipeline run on a fresh machine without the real weights."""
@@ -217,19 +235,12 @@ def demo_checkpoint(cache_dir: str | os.PathLike | None = None) -> str:
     if (out / "model.safetensors").is_file():
         return str(out)
     tmp = base / f"demo-random-tiny-v1.tmp{os.getpid()}"
-    tmp.mkdir(parents=True, exist_ok=True)
-    ids = write_byte_tokenizer(tmp)
-    vocab_size = ids.pop("__vocab_size__")
-    config = make_config(
-        {"hidden_size": 32, "num_attention_heads": 2, "num_hidden_layers": 2, "intermediate_size": 64,
-         "init_pos_emb_height": 8, "init_pos_emb_width": 8},
-        {"vocab_size": vocab_size, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-         "num_attention_heads": 4, "num_key_value_heads": 2},
-        ids)
-    config["_comment"] = "RANDOM demo weights made by locateanything_native: answers are meaningless"
-    (tmp / "config.json").write_text(json.dumps(config, indent=1))
-    write_preprocessor_config(tmp)
-    write_random_weights(tmp, config, seed=1234, std=0.5)
+    write_random_checkpoint(
+        tmp,
+        {"hidden_size": 32, "num_attention_heads": 2, "num_hidden_layers": 2, "intermediate_size": 64},
+        {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+         "num_key_value_heads": 2},
+        seed=1234, std=0.5, comment="RANDOM demo weights made by locateanything_native: answers are meaningless")
     if not out.exists():
         tmp.rename(out)
     return str(out)

@@ -1,13 +1,61 @@
 """The engine front end: model discovery, image conversion and task helpers over the C++ core."""
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+import logging
+import threading
+from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
 from . import _core
 from .images import to_array
 from .models import find_model
+
+log = logging.getLogger("locateanything_native")
+
+# A load reports stage, fraction and message; see Engine(progress=...).
+ProgressFn = Callable[[str, float, str], None]
+
+
+def stream_seed(seed: int, row: int = 0) -> int:
+    """The sampling-stream seed of row `row` of a call made with `seed=`: independent streams per
+    (seed, row), the same on every machine (numpy's SeedSequence)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    return int(np.random.SeedSequence([int(seed), int(row)]).generate_state(1, np.uint64)[0])
+
+
+class SeedStream:
+    """The generator behind sampling, as numpy and torch users know it: seeded once (constructor
+    `seed=`), it advances with every call, so repeated calls on the same input draw different
+    samples while a fresh process with the same seed repeats the same sequence of calls. A call
+    with its own `seed=` uses that seed's streams and leaves the running generator untouched.
+    Thread-safe."""
+
+    def __init__(self, seed: Optional[int] = 0):
+        self._lock = threading.Lock()
+        self._rng = np.random.default_rng(None if seed is None else stream_seed(seed, 0))
+
+    def seeds(self, n: int, seed: Optional[int] = None) -> list[int]:
+        """Stream seeds for `n` rows: from `seed` when given (row i → stream_seed(seed, i)), else the
+        next `n` draws of the running generator."""
+        if seed is not None:
+            return [stream_seed(seed, i) for i in range(n)]
+        with self._lock:
+            return [int(v) for v in self._rng.integers(0, 2**63, size=n, dtype=np.uint64)]
+
+
+def _progress_logger(callback: Optional[ProgressFn]) -> ProgressFn:
+    """Sends load progress to the `locateanything_native` logger (INFO, one line per stage) and to
+    the user's callback when given."""
+
+    def report(stage: str, fraction: float, message: str) -> None:
+        if message:
+            log.info("%s", message)
+        if callback is not None:
+            callback(stage, fraction, message)
+
+    return report
 
 
 def _check_question(question, where: str = "question") -> str:
@@ -34,14 +82,28 @@ class Engine:
     Decoding defaults are those of the reference `generate()`: hybrid mode, greedy (temperature 0),
     no top-p/top-k, no repetition penalty. The official worker's sampling defaults live in
     `LocateAnythingWorker`.
+
+    Sampling (temperature > 0) draws from a generator seeded once here (`seed=`, default 0; None =
+    fresh OS entropy) that advances with every call: repeated calls differ, a new engine with the same
+    seed repeats the same sequence. `seed=` on a call fixes that call alone; the rows of one batch draw
+    from independent streams (see `SeedStream`).
+
+    `threads=0` takes the CPUs this process may use (affinity mask, cgroup quota), capped by
+    LOCATEANYTHING_THREADS or OMP_NUM_THREADS; `engine.threads_source` says which decided.
+    `progress(stage, fraction, message)` hears what the load is doing (building the packed cache
+    once, ...); the same messages go to the `locateanything_native` logger at INFO.
+    `revision` picks the Hugging Face revision when `model` is a repo id.
     """
 
     def __init__(self, model: str | None = None, threads: int = 0, quantization: str = "int4",
-                 vision_cache_mb: float = 0, packed_cache: str | bool = True):
-        self.model_path = find_model(model)
+                 vision_cache_mb: float = 0, packed_cache: str | bool = True, *, seed: Optional[int] = 0,
+                 revision: Optional[str] = None, progress: Optional[ProgressFn] = None):
+        self.model_path = find_model(model, revision=revision)
         cache = "" if packed_cache is True else "off" if packed_cache is False else str(packed_cache)
+        self.seeds = SeedStream(seed)
         self.core = _core.Engine(self.model_path, threads=threads, quantization=quantization,
-                                 vision_cache_bytes=int(vision_cache_mb * (1 << 20)), packed_cache=cache)
+                                 vision_cache_bytes=int(vision_cache_mb * (1 << 20)), packed_cache=cache,
+                                 progress=_progress_logger(progress))
 
     # ---- whole pipeline ----
     def run(
@@ -56,13 +118,14 @@ class Engine:
         top_p: float = 1.0,
         top_k: int = 0,
         repetition_penalty: float = 1.0,
-        seed: int = 0,
+        seed: Optional[int] = None,
         loop_guard: bool = False,
         record_steps: bool = False,
         chat_template: str = "worker",
     ) -> _core.Result:
         _check_question(question)
         images = [to_array(image)] + [to_array(v) for v in visual_prompts]
+        stream = self.seeds.seeds(1, seed)[0]
         return self.core.run(
             images,
             question,
@@ -72,20 +135,22 @@ class Engine:
             top_p=float(top_p),
             top_k=int(top_k),
             repetition_penalty=float(repetition_penalty),
-            seed=int(seed),
+            seed=stream,
             loop_guard=bool(loop_guard),
             record_steps=bool(record_steps),
             chat_template=chat_template,
         )
 
-    def run_batch(self, requests: Sequence, **options) -> list[_core.Result]:
-        """Runs many requests together; each row gives the same tokens as `run` alone.
+    def run_batch(self, requests: Sequence, *, seed: Optional[int] = None, **options) -> list[_core.Result]:
+        """Runs many requests together; each row gives the same tokens as `run` alone (with the same seed).
 
         A request is `(image, question)`, `(image, question, visual_prompts)` or a dict with "image",
         "question" and optionally "visual_prompts" and per-row overrides of the keyword options
         (generation_mode, max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed, loop_guard).
         The same image (by content) is encoded once; rows sharing an image share the KV cache of their
         common prompt prefix; every decode step runs all active rows in one pass over the weights.
+        Sampling: row i draws from its own stream: `seed=` given → `stream_seed(seed, i)`, else the
+        engine's running generator; a row's own "seed" fixes that row as `run(..., seed=...)` would.
         """
         rows = []
         for i, req in enumerate(requests):
@@ -101,6 +166,9 @@ class Engine:
             _check_question(row.get("question"), f"request {i}: question")
             row["images"] = [to_array(image)] + [to_array(v) for v in prompts]
             rows.append(row)
+        streams = self.seeds.seeds(len(rows), seed)
+        for row, stream in zip(rows, streams):
+            row["seed"] = stream if row.get("seed") is None else self.seeds.seeds(1, row["seed"])[0]
         return self.core.run_batch(rows, **options)
 
     def set_vision_cache(self, megabytes: float) -> None:
@@ -160,6 +228,11 @@ class Engine:
         return self.core.threads
 
     @property
+    def threads_source(self) -> str:
+        """What decided `threads`: the argument, the affinity mask, the cgroup quota or an environment variable."""
+        return self.core.threads_source
+
+    @property
     def load_seconds(self) -> float:
         return self.core.load_seconds
 
@@ -173,11 +246,13 @@ class Engine:
         return self.core.vocab_size
 
     def __repr__(self) -> str:
-        return f"<locateanything_native.Engine model='{self.model_path}' threads={self.threads} isa={_core.isa()}>"
+        return (f"<locateanything_native.Engine model='{self.model_path}' threads={self.threads} "
+                f"({self.threads_source}) isa={_core.isa()}>")
 
 
 def load(model: str | None = None, threads: int = 0, quantization: str = "int4", vision_cache_mb: float = 0,
-         packed_cache: str | bool = True) -> Engine:
-    """Loads a checkpoint folder (or finds one: $LOCATEANYTHING_MODEL, then the Hugging Face cache)."""
+         packed_cache: str | bool = True, **kwargs) -> Engine:
+    """Loads a checkpoint folder (or finds one: $LOCATEANYTHING_MODEL, then the Hugging Face cache).
+    Keyword options as `Engine` (seed, revision, progress)."""
     return Engine(model, threads=threads, quantization=quantization, vision_cache_mb=vision_cache_mb,
-                  packed_cache=packed_cache)
+                  packed_cache=packed_cache, **kwargs)

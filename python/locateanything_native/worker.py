@@ -27,6 +27,10 @@ class Stats(str):
         obj.timings = timings
         return obj
 
+    def __reduce__(self):
+        # pickle / copy.deepcopy (multiprocessing, joblib, Ray): rebuild from the text and the timings.
+        return (Stats, (str(self), dict(self.timings)))
+
 
 def _stats_line(result: _core.Result) -> str:
     t = result.timings
@@ -56,11 +60,18 @@ class LocateAnythingWorker:
     Accepts PIL images, numpy H×W×C uint8 arrays and image paths. Extra keyword-only options:
     `threads` (0 = all cores), `quantization` ("int4" by default; "none" = float32 compute from the
     checkpoint's weights, the path that reproduces the official float32 outputs token for token),
-    `chat_template` ("worker" as the official worker, or "eval" as the evaluation scripts), `seed` (the
-    sampling seed: temperature > 0 is reproducible per seed), `print_stats` (the reference prints the
-    statistics line when verbose) and `loop_guard` (off by default, so outputs stay identical to the
-    reference: when on, a run of identical repeated boxes ends generation and the statistics line says
-    `loop_guard=stopped`).
+    `chat_template` ("worker" as the official worker, or "eval" as the evaluation scripts), `seed` (seeds
+    the worker's sampling generator once; every call advances it, so repeated calls on the same input
+    draw different answers, as the official worker's torch generator does, while a new worker with the
+    same seed repeats the same sequence; `seed=` on a call fixes that call alone, and the rows of one
+    batch draw from independent streams), `print_stats` (the reference prints the statistics line when
+    verbose), `loop_guard` (off by default, so outputs stay identical to the reference: when on, a run
+    of identical repeated boxes ends generation and the statistics line says `loop_guard=stopped`),
+    `return_scores` (off by default, so the return dicts are the official ones: when on, each dict also
+    holds "scores": {"boxes": [...], "points": [...]}, a confidence in (0, 1] per item of
+    `parse_boxes(answer)` / `parse_points(answer)` in the same order — the geometric mean of the
+    probabilities of its coordinate tokens — or None where unknown), `revision` (the Hugging Face
+    revision when `model_path` is a repo id) and `progress` (a callback for the load, see `Engine`).
     """
 
     def __init__(
@@ -78,10 +89,13 @@ class LocateAnythingWorker:
         threads: int = 0,
         quantization: str = "int4",
         chat_template: str = "worker",
-        seed: int = 0,
+        seed: Optional[int] = 0,
         print_stats: bool = True,
         loop_guard: bool = False,
         vision_cache_mb: float = 0,
+        return_scores: bool = False,
+        revision: Optional[str] = None,
+        progress=None,
     ):
         if str(device).split(":")[0].lower() != "cpu":
             raise ValueError(
@@ -96,10 +110,12 @@ class LocateAnythingWorker:
         self.scheduler = scheduler
         self.group_size = group_size
         self.chat_template = chat_template
-        self.seed = int(seed)
+        self.seed = seed
         self.print_stats = print_stats
         self.loop_guard = loop_guard
-        self.engine = Engine(model_path, threads=threads, quantization=quantization, vision_cache_mb=vision_cache_mb)
+        self.return_scores = return_scores
+        self.engine = Engine(model_path, threads=threads, quantization=quantization, vision_cache_mb=vision_cache_mb,
+                             seed=seed, revision=revision, progress=progress)
         self.model_path = self.engine.model_path
 
     # ---- visual prompts (as the official worker builds them) ----
@@ -165,13 +181,15 @@ class LocateAnythingWorker:
             top_p=top_p,
             top_k=max(0, int(top_k)),  # top_k <= 0 means "off", as the official worker sends None
             repetition_penalty=repetition_penalty,
-            seed=self.seed if seed is None else seed,
+            seed=seed,
             chat_template=self.chat_template,
             loop_guard=self.loop_guard,
         )
 
     def _result_dict(self, result, verbose: bool) -> dict:
         out = {"answer": result.answer}
+        if self.return_scores:
+            out["scores"] = {"boxes": [b["score"] for b in result.boxes], "points": [p["score"] for p in result.points]}
         if verbose:
             line = _stats_line(result)
             if self.print_stats:
@@ -283,12 +301,14 @@ class LocateAnythingWorker:
         scheduler: Optional[str] = None,
         group_size: Optional[int] = None,
         verbose: bool = True,
+        seed: Optional[int] = None,
     ) -> list[dict]:
         """Runs `(image, question)` / `(image, question, visual_prompt)` tuples or request dicts together.
 
         Every row gives the same tokens as `predict` alone; images are encoded once per content, rows on
         the same image share their prompt prefix's KV cache, and decode steps batch all active rows.
-        `scheduler` and `group_size` (options of the official GPU batch runtime) are accepted and unused."""
+        `scheduler` and `group_size` (options of the official GPU batch runtime) are accepted and unused.
+        Sampling: each row draws from its own stream (`seed=` fixes this call's streams; see the class)."""
         rows = [self._parse_request(item) for item in requests]
         batch = []
         for row in rows:
@@ -296,7 +316,7 @@ class LocateAnythingWorker:
                                                      row["visual_prompt_box"], row["visual_prompt_box_format"],
                                                      row["replace_text"])
             batch.append({"image": image, "question": question, "visual_prompts": prompts})
-        options = self._options(generation_mode, max_new_tokens, temperature, top_p, top_k, repetition_penalty, None)
+        options = self._options(generation_mode, max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
         results = self.engine.run_batch(batch, **options)
         return [self._result_dict(r, verbose) for r in results]
 
