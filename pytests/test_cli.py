@@ -38,7 +38,8 @@ def test_model_from_env_var_and_hf_cache(tmp_path, fixtures_dir):
         del os.environ["LOCATEANYTHING_MODEL"]
     snap = tmp_path / "hub" / "models--nvidia--LocateAnything-3B" / "snapshots" / "abc123"
     snap.mkdir(parents=True)
-    (snap / "config.json").write_text("{}")
+    for name in ("config.json", "model.safetensors", "vocab.json", "merges.txt"):  # what a checkpoint needs
+        (snap / name).write_text("{}")
     (tmp_path / "hub" / "models--nvidia--LocateAnything-3B" / "refs").mkdir()
     (tmp_path / "hub" / "models--nvidia--LocateAnything-3B" / "refs" / "main").write_text("abc123")
     old = os.environ.get("HF_HUB_CACHE")
@@ -113,7 +114,8 @@ def test_json_record_is_complete_and_stable(fixtures_dir):
     assert rec["task"] == "detect" and rec["generation_mode"] == "slow"
     assert rec["question"] == "Locate all the instances that matches the following description: square</c>circle."
     assert isinstance(rec["stop_reason"], str) and rec["stop_reason"]
-    assert rec["boxes"] and all(list(b) == ["label", "x1", "y1", "x2", "y2"] for b in rec["boxes"])
+    assert rec["boxes"] and all(list(b) == ["label", "x1", "y1", "x2", "y2", "score"] for b in rec["boxes"])
+    assert all(0 < b["score"] <= 1 for b in rec["boxes"])
     plain = [{k: b[k] for k in ("x1", "y1", "x2", "y2")} for b in rec["boxes"]]
     assert plain == LocateAnythingWorker.parse_boxes(rec["answer"], 640, 360)
     t = rec["timings"]
@@ -128,7 +130,27 @@ def test_json_record_is_complete_and_stable(fixtures_dir):
     assert r.returncode == 0, r.stderr
     (rec,) = records(r.stdout)
     assert list(rec) == RECORD_KEYS
-    assert all(list(p) == ["label", "x", "y"] for p in rec["points"])
+    assert all(list(p) == ["label", "x", "y", "score"] for p in rec["points"])
+
+
+def test_command_line_as_people_type_it(fixtures_dir, tmp_path):
+    """Space-separated and repeated --categories, a shell glob after one --image, an unquoted --phrase, the
+    Python method name for --task, and the documented int4-visf quantisation (see also test_cli_args.py)."""
+    images = fixtures_dir / "images"
+    first, second = str(images / "img3_28x28.png"), str(images / "img1_333x517.png")
+    r = run_cli(tiny(fixtures_dir, "--image", first, second, "--categories", "traffic light,car", "--categories",
+                     "dog", "cat", "--json", max_new_tokens="4"))
+    assert r.returncode == 0, r.stderr
+    recs = records(r.stdout)
+    assert [x["image"] for x in recs] == [first, second]
+    assert recs[0]["question"].endswith("traffic light</c>car</c>dog</c>cat.")
+    r = run_cli(tiny(fixtures_dir, "--image", first, "--task", "ground_single", "--phrase", "the", "red", "car",
+                     "--quantization", "int4-visf", "--json", max_new_tokens="4"))
+    assert r.returncode == 0, r.stderr
+    (rec,) = records(r.stdout)
+    assert rec["task"] == "ground-single" and "the red car" in rec["question"]
+    r = run_cli(tiny(fixtures_dir, "--image", first, "--task", "ground_sngle", "--phrase", "x"))
+    assert r.returncode == 2 and "invalid choice" in r.stderr and "ground-single" in r.stderr
 
 
 def test_draw_one_image(fixtures_dir, tmp_path):
@@ -233,6 +255,8 @@ def test_bad_arguments_exit_nonzero(fixtures_dir, tmp_path):
     assert r.returncode == 2 and "invalid choice" in r.stderr and "Traceback" not in r.stderr
     broken = tmp_path / "broken-model"
     broken.mkdir()
+    for name in ("model.safetensors", "vocab.json", "merges.txt"):  # all files there, so the config is what fails
+        shutil.copy(fixtures_dir / "tiny-a" / name, broken / name)
     (broken / "config.json").write_text("{ not json")
     r = run_cli(["--model", str(broken), "--image", img, "--categories", "a"])
     assert r.returncode == 1 and "cannot load the model" in r.stderr and "Traceback" not in r.stderr
@@ -245,3 +269,37 @@ def test_one_bad_image_in_a_folder_fails_the_run_but_not_the_others(fixtures_dir
     assert r.returncode == 1
     assert [pathlib.Path(x["image"]).name for x in records(r.stdout)] == ["good.png"]
     assert "broken.png" in r.stderr and "1 of 2 images failed" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_first_load_says_what_it_is_doing(fixtures_dir, tmp_path):
+    img = fixtures_dir / "images" / "img0_640x360.png"
+    env = {"LOCATEANYTHING_CACHE": str(tmp_path)}
+    first = run_cli(tiny(fixtures_dir, "--image", str(img), "--quantization", "int4", "--phrase", "x", "--task",
+                         "point"), env)
+    assert first.returncode == 0, first.stderr
+    assert "quantising the weights (int4) once into the packed cache" in first.stderr
+    assert str(tmp_path) in first.stderr and "loaded in" in first.stderr
+    again = run_cli(tiny(fixtures_dir, "--image", str(img), "--quantization", "int4", "--phrase", "x", "--task",
+                         "point"), env)
+    assert "mapping the packed weight cache" in again.stderr and "quantising" not in again.stderr
+
+
+def test_load_reporter_draws_a_bar_on_a_terminal():
+    import io
+
+    from locateanything_native.console import LoadReporter
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    for stream, bar in ((Tty(), True), (io.StringIO(), False)):
+        rep = LoadReporter(stream)
+        rep("open", 0, "loading x")
+        rep("build_cache", 0, "quantising the weights once")
+        for f in (0.25, 0.5, 1.0):
+            rep("quantise", f, "")
+        rep("done", 1, "loaded in 1.0 s")
+        text = stream.getvalue()
+        assert "quantising the weights once\n" in text and text.endswith("loaded in 1.0 s\n")
+        assert ("100%" in text) == bar and ("[###" in text) == bar

@@ -94,6 +94,61 @@ def test_draw_rgba_grey_and_out_of_image_coordinates():
     assert out.size == (60, 50) and changed(np.repeat(g[..., None], 3, 2), out, 30, 25)
 
 
+def test_draw_gives_a_label_one_colour_in_every_image():
+    """The colour comes from the label itself (a stable hash), not from its place among one image's labels."""
+    from locateanything_native.viz import label_color
+
+    def box(label, x):
+        return {"label": label, "x1": x, "y1": 50, "x2": x + 40, "y2": 99}
+
+    # Opaque fills, so the middle of a box is exactly its colour.
+    first = np.asarray(draw(grey(), {"boxes": [box("person", 0), box("zebra", 100)]}, fill_alpha=255))
+    second = np.asarray(draw(grey(), {"boxes": [box("apple", 0), box("car", 60), box("person", 120)]},
+                             fill_alpha=255))
+    assert tuple(first[80, 20]) == tuple(second[80, 140]) == label_color("person")
+    assert tuple(first[80, 120]) == label_color("zebra") and tuple(second[80, 20]) == label_color("apple")
+    # Points too, and the same in another process (Python's hash() is salted per process; CRC-32 is not).
+    dot = np.asarray(draw(grey(), {"points": [{"label": "person", "x": 100, "y": 50}]}))
+    assert tuple(dot[50, 100]) == label_color("person")
+    code = "from locateanything_native.viz import label_color; print(list(label_color('person')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONHASHSEED": "12345"})
+    assert json.loads(out.stdout) == list(label_color("person"))
+
+
+def tag_pixels(out, box, color, background=128):
+    """In the region `box` (x1, y1, x2, y2) of `out` on a grey image: how many pixels have the tag colour,
+    and how many are text (neither the tag colour nor the grey background)."""
+    x1, y1, x2, y2 = box
+    region = np.asarray(out)[y1:y2, x1:x2].reshape(-1, 3)
+    fill = np.all(region == color, axis=1)
+    text = ~fill & ~np.all(region == background, axis=1)
+    return int(fill.sum()), int(text.sum())
+
+
+def test_draw_puts_a_readable_label_on_every_box_and_point():
+    from locateanything_native.viz import label_color
+
+    img = grey(300, 200)
+    result = {"boxes": [{"label": "cat", "x1": 40, "y1": 80, "x2": 120, "y2": 180},
+                        {"label": "a long label", "x1": 285, "y1": 60, "x2": 299, "y2": 120}],  # at the right edge
+              "points": [{"label": "nose", "x": 200.0, "y": 30.0}]}
+    with_labels = np.asarray(draw(img, result))
+    without = np.asarray(draw(img, result, labels=False))
+    assert not np.array_equal(with_labels, without)
+    # "cat": a tag of the box's colour with text on it, just above the box's top-left corner.
+    fill, text = tag_pixels(with_labels, (40, 60, 70, 80), label_color("cat"))
+    assert fill > 50 and text > 5, (fill, text)
+    assert np.array_equal(with_labels[:, :30], without[:, :30])  # nothing left of the box
+    # "nose": a tag (not bare text) right of the dot.
+    fill, text = tag_pixels(with_labels, (206, 20, 240, 40), label_color("nose"))
+    assert fill > 50 and text > 5, (fill, text)
+    # "a long label" would run off the right edge: its tag is moved left, inside the image.
+    fill, text = tag_pixels(with_labels, (220, 40, 285, 60), label_color("a long label"))
+    assert fill > 50 and text > 5, (fill, text)
+    assert np.array_equal(with_labels[125:, 200:], without[125:, 200:])
+
+
 # ---------------------------------------------------------------- COCO output
 
 CATS = {"person": 1, "traffic light": 10, "car": 3}

@@ -1,13 +1,23 @@
 """`locateanything`: locate objects in images from the shell.
 
-    locateanything --image photo.jpg --task detect --categories person,car --draw photo-boxes.png
-    locateanything --image photos/ --task point --phrase "the red door" --json > out.jsonl
+    locateanything --image photo.jpg --task detect --categories person car --draw photo-boxes.png
+    locateanything --image photos/*.jpg --task point --phrase the red door --json > out.jsonl
+    locateanything --image photos/ --task ground-single --phrase "the red car" --quantization int4-visf
     locateanything --demo            # a tiny random checkpoint: shows the pipeline, answers are meaningless
+    locateanything eval ...          # also `metrics` and `prepare`: see locateanything_native.eval.cli
+
+--categories takes several values, repeats and commas alike: `--categories "traffic light,car"`,
+`--categories "traffic light" car` and `--categories "traffic light" --categories car` all mean the two
+categories "traffic light" and "car". --image takes several files or folders (so a shell glob works) and
+repeats. --phrase and --prompt join unquoted words with spaces. --task accepts `ground_single` as well as
+`ground-single` (the dash form is what records and --help show).
 
 With --json each image gives one line holding one object with always the same keys, in this order:
 image, width, height (the original image), input_width, input_height (what the model saw: smaller with
---max-image-side), task, question, generation_mode, answer, boxes ([{label, x1, y1, x2, y2}]), points
-([{label, x, y}]), stop_reason, timings (seconds per stage, token counts, tokens_per_second).
+--max-image-side), task, question, generation_mode, answer, boxes ([{label, x1, y1, x2, y2, score}]), points
+([{label, x, y, score}]), stop_reason, timings (seconds per stage, token counts, tokens_per_second); the
+answer part is `Result.to_dict()`. A score is the geometric mean of the probabilities of the item's
+coordinate tokens (null when unknown).
 Box and point coordinates are pixels of the original image, as the official parse_boxes / parse_points
 (no clamping, no reordering). Exit status: 0 if every image ran, 1 if any failed (the others still
 run), 2 for a usage error or when no checkpoint is found.
@@ -25,11 +35,16 @@ import numpy as np
 
 from . import _core
 from .checkpoint import demo_checkpoint
+from .console import LoadReporter
 from .engine import Engine
 from .images import image_size, to_array
 from .models import DOWNLOAD_HINT, ENV_VAR
 
 TASKS = ("detect", "ground-single", "ground-multi", "ground-text", "detect-text", "ground-gui", "point", "raw")
+# The engine's names when it says them (the "-visf" variants keep the vision tower in float32).
+QUANTIZATIONS = tuple(getattr(_core, "QUANTIZATIONS", ("int4", "int4-b128", "int4-visf", "int8", "int8-visf", "none")))
+# `locateanything <word> ...` hands the rest of the command line to locateanything_native.eval.cli.
+SUBCOMMANDS = ("eval", "metrics", "prepare")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 DEMO_MAX_NEW_TOKENS = 32
 
@@ -38,24 +53,40 @@ class UsageError(Exception):
     """A wrong or missing option: reported with the usage line, exit code 2."""
 
 
+def task_name(text: str) -> str:
+    """--task in the dash form: `ground_single` (the Python method's name) is `ground-single`."""
+    return text.strip().replace("_", "-")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="locateanything",
         description="Locate objects, text, GUI elements and points in images with LocateAnything-3B on the CPU.",
         epilog="examples:\n"
-               "  locateanything --image photo.jpg --task detect --categories person,car --draw boxes.png\n"
-               "  locateanything --image photos/ --task ground-single --phrase \"the red car\" --json > out.jsonl\n"
-               "  locateanything --demo",
+               "  locateanything --image photo.jpg --task detect --categories person car --draw boxes.png\n"
+               "  locateanything --image photos/*.jpg --task detect --categories \"traffic light,car\" --json\n"
+               "  locateanything --image photos/ --task ground-single --phrase the red car --json > out.jsonl\n"
+               "  locateanything --demo\n"
+               "\n"
+               "subcommands (evaluation on datasets; each has its own --help):\n"
+               "  locateanything eval ...       run the model over a prepared dataset\n"
+               "  locateanything metrics ...    score saved predictions\n"
+               "  locateanything prepare ...    get a dataset ready for eval",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--model", help=f"checkpoint folder or Hugging Face id (default: ${ENV_VAR}, then the HF cache)")
     p.add_argument("--demo", action="store_true", help="use a tiny RANDOM checkpoint made on the fly (meaningless answers)")
-    p.add_argument("--image", action="append", default=[], metavar="FILE_OR_FOLDER",
-                   help="image file or folder of images (repeatable)")
-    p.add_argument("--task", choices=TASKS, default="detect")
-    p.add_argument("--categories", help="comma-separated categories for --task detect, e.g. person,car")
-    p.add_argument("--phrase", help="the phrase for the ground-*, point and ground-gui tasks")
-    p.add_argument("--prompt", help="the whole question for --task raw")
+    p.add_argument("--image", nargs="+", action="extend", default=[], metavar="FILE_OR_FOLDER",
+                   help="image files or folders of images (several after one --image, e.g. a shell glob; repeatable)")
+    p.add_argument("--task", type=task_name, choices=TASKS, default="detect",
+                   help="what to find (ground_single and the like are accepted too; default: detect)")
+    p.add_argument("--categories", nargs="+", action="extend", metavar="CATEGORY",
+                   help="categories for --task detect, separated by spaces or commas and repeatable: "
+                        "person car, \"traffic light,car\"")
+    p.add_argument("--phrase", nargs="+", action="append", metavar="WORD",
+                   help="the phrase for the ground-*, point and ground-gui tasks (quotes optional)")
+    p.add_argument("--prompt", nargs="+", action="append", metavar="WORD",
+                   help="the whole question for --task raw (quotes optional)")
     p.add_argument("--gui-output", choices=("box", "point"), default="box", help="--task ground-gui answers boxes or points")
     p.add_argument("--generation-mode", choices=("hybrid", "fast", "slow"), default="hybrid")
     p.add_argument("--max-new-tokens", type=int, default=None,
@@ -64,11 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--top-k", type=int, default=0, help="0 = off")
     p.add_argument("--repetition-penalty", type=float, default=1.0, help="1 = off (the official worker uses 1.1)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (with --temperature > 0)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="sampling seed (with --temperature > 0); default: a fresh stream seeded with 0")
     p.add_argument("--chat-template", choices=("worker", "eval"), default="worker",
                    help="prompt layout of the official worker or of the evaluation scripts")
     p.add_argument("--threads", type=int, default=0, help="0 = all cores")
-    p.add_argument("--quantization", default="int4", choices=("int4", "int4-b128", "int8", "none"))
+    p.add_argument("--quantization", default="int4", choices=QUANTIZATIONS,
+                   help="decoder weights (default: int4); a -visf suffix keeps the vision tower in float32")
     p.add_argument("--max-image-side", type=int, default=0, metavar="PIXELS",
                    help="downscale images whose longer side is larger first (0 = off); results stay in original pixels")
     p.add_argument("--loop-guard", action="store_true", help="stop runs of identical repeated boxes")
@@ -77,6 +110,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the annotated image to OUT (.png/.jpg); with several images or a folder, OUT is a "
                         "folder that gets one <image name>.png each")
     return p
+
+
+def split_categories(values: list[str] | None) -> list[str]:
+    """The categories of --categories: every value split on commas, whitespace stripped, empties dropped."""
+    return [c.strip() for value in values or [] for c in value.split(",") if c.strip()]
+
+
+def joined_words(option: str, given: list[list[str]] | None) -> str | None:
+    """--phrase / --prompt as one string: unquoted words joined with spaces; given twice is a usage error."""
+    if not given:
+        return None
+    if len(given) > 1:
+        raise UsageError(f"{option} was given {len(given)} times; give it once (quotes optional: "
+                         f"{option} the red car)")
+    return " ".join(given[0])
+
+
+def tidy(args) -> None:
+    """Turns the lists argparse collects into what the rest of the CLI uses (in place)."""
+    args.categories = split_categories(args.categories)
+    args.phrase = joined_words("--phrase", args.phrase)
+    args.prompt = joined_words("--prompt", args.prompt)
 
 
 def check_numbers(args) -> None:
@@ -98,10 +153,9 @@ def check_numbers(args) -> None:
 
 def question_for(args) -> str:
     if args.task == "detect":
-        cats = [c.strip() for c in (args.categories or "").split(",") if c.strip()]
-        if not cats:
-            raise UsageError("--task detect needs --categories (e.g. --categories person,car)")
-        return _core.task_prompt("detect", _core.join_categories(cats))
+        if not args.categories:
+            raise UsageError("--task detect needs --categories (e.g. --categories person car)")
+        return _core.task_prompt("detect", _core.join_categories(args.categories))
     if args.task == "detect-text":
         return _core.task_prompt("detect_text", "")
     if args.task == "raw":
@@ -225,10 +279,13 @@ class Progress:
 
 
 def record(name: str, result, size: tuple[int, int], args, question: str) -> dict:
-    """The JSON record of one image (key order fixed; see the module docstring)."""
-    boxes = [{"label": b["label"], "x1": b["x1"], "y1": b["y1"], "x2": b["x2"], "y2": b["y2"]} for b in result.boxes]
-    points = [{"label": p["label"], "x": p["x"], "y": p["y"]} for p in result.points]
-    seen = (result.width, result.height)
+    """The JSON record of one image (key order fixed; see the module docstring): the CLI's own keys
+    around the engine's `Result.to_dict()` (answer, boxes, points, stop_reason, timings), with boxes and
+    points scaled back to the original image when the model saw a smaller one."""
+    part = result.to_dict()
+    boxes = [{k: b[k] for k in ("label", "x1", "y1", "x2", "y2", "score")} for b in part["boxes"]]
+    points = [{k: p[k] for k in ("label", "x", "y", "score")} for p in part["points"]]
+    seen = (part["width"], part["height"])
     if seen != size:
         boxes = rescale(boxes, ("x1", "y1", "x2", "y2"), seen, size)
         points = rescale(points, ("x", "y"), seen, size)
@@ -241,11 +298,11 @@ def record(name: str, result, size: tuple[int, int], args, question: str) -> dic
         "task": args.task,
         "question": question,
         "generation_mode": args.generation_mode,
-        "answer": result.answer,
+        "answer": part["answer"],
         "boxes": boxes,
         "points": points,
-        "stop_reason": result.stop_reason,
-        "timings": dict(result.timings),
+        "stop_reason": part["stop_reason"],
+        "timings": dict(part["timings"]),
     }
 
 
@@ -261,11 +318,26 @@ def print_text(rec: dict) -> None:
           f"{t['tokens_per_second']:.1f} tok/s, stop: {rec['stop_reason']})", flush=True)
 
 
+def run_subcommand(command: str, rest: list[str]) -> int:
+    """`locateanything eval|metrics|prepare ...`: handed to locateanything_native.eval.cli (loaded only then)."""
+    try:
+        from .eval.cli import main as eval_main
+    except ImportError as exc:
+        print(f"error: `locateanything {command}` needs locateanything_native.eval, which cannot be imported "
+              f"({exc})", file=sys.stderr)
+        return 2
+    return eval_main(rest, command) or 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        return run_subcommand(argv[0], argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         # Everything cheap is checked before the (slow) model load.
+        tidy(args)
         check_numbers(args)
         question = question_for(args)
         paths, had_folder = list_images(args.image)
@@ -289,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
         else:
             model = args.model
-        engine = Engine(model, threads=args.threads, quantization=args.quantization)
+        engine = Engine(model, threads=args.threads, quantization=args.quantization, progress=LoadReporter())
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if DOWNLOAD_HINT not in str(exc):

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import re
+import zlib
 
 import numpy as np
 
 from .images import to_array
 
-_COLORS = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240),
-           (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128)]
+# Distinct colours (no greys, which vanish on grey images); a label picks one by a stable hash, see label_color.
+_COLORS = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
+           (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (220, 190, 255),
+           (170, 110, 40), (128, 0, 0), (170, 255, 195), (128, 128, 0), (255, 215, 180), (0, 0, 128)]
 # A ref's label applies to every box after it until the next ref (as the engine's parser).
 _ITEM_RE = re.compile(r"<ref>(.*?)</ref>|<box><(\d+)><(\d+)>(?:<(\d+)><(\d+)>)?</box>")
 
@@ -59,6 +62,18 @@ def _items(result, width: int, height: int) -> tuple[list, list]:
     return boxes, points
 
 
+def label_color(label) -> tuple[int, int, int]:
+    """The colour of `label` in every picture: CRC-32 of its UTF-8 text picks from a fixed palette (Python's
+    hash() would not do: it is salted per process)."""
+    return _COLORS[zlib.crc32(str(label).encode("utf-8")) % len(_COLORS)]
+
+
+def _text_color(color: tuple[int, int, int]) -> tuple[int, int, int, int]:
+    """Black text on light tags, white on dark ones."""
+    r, g, b = color
+    return (0, 0, 0, 255) if 0.299 * r + 0.587 * g + 0.114 * b > 150 else (255, 255, 255, 255)
+
+
 def _font(size: int):
     from PIL import ImageFont
 
@@ -90,8 +105,10 @@ def draw(image, result, width: int | None = None, radius: int | None = None, fil
     and "points" `{x, y[, label]}` in pixels), a worker dict `{"answer": ...}` (parsed against this image's
     size), or an official evaluation record with "extracted_predictions". When the result says which size it
     was made at ("width"/"height") and that differs from `image`, coordinates are scaled to `image`.
-    Each label gets its own colour; boxes get an outline, a translucent fill (`fill_alpha` 0..255) and a
-    label tag; points a dot. `width` / `radius` default to sizes that suit the image.
+    A label has the same colour in every picture (`label_color`); boxes get an outline, a translucent fill
+    (`fill_alpha` 0..255) and, with `labels`, a tag with their label (text on a filled rectangle of the
+    label's colour, inside the image); points a dot and a tag beside it. `width` / `radius` default to
+    sizes that suit the image.
     """
     from PIL import Image, ImageDraw
 
@@ -101,34 +118,35 @@ def draw(image, result, width: int | None = None, radius: int | None = None, fil
     line = width if width is not None else max(2, round(min(w, h) / 250))
     dot = radius if radius is not None else max(4, round(min(w, h) / 90))
     font = _font(max(10, min(24, round(min(w, h) / 40))))
-    names = sorted({str(b.get("label", "")) for b in boxes} | {str(p.get("label", "")) for p in points})
-    color = {name: _COLORS[i % len(_COLORS)] for i, name in enumerate(names)}
-
     overlay = Image.new("RGBA", img.size, (0, 0, 0, 0))
     canvas = ImageDraw.Draw(overlay)
-    tags = []
+    tags = []  # (x, y, text, colour, place): the tag's anchor and which side of it the tag goes
     for b in boxes:
-        c = color[str(b.get("label", ""))]
+        c = label_color(b.get("label", ""))
         x1, x2 = sorted((float(b["x1"]), float(b["x2"])))
         y1, y2 = sorted((float(b["y1"]), float(b["y2"])))
         x1, x2 = max(0.0, min(x1, w - 1.0)), max(0.0, min(x2, w - 1.0))
         y1, y2 = max(0.0, min(y1, h - 1.0)), max(0.0, min(y2, h - 1.0))
         canvas.rectangle([x1, y1, x2, y2], fill=c + (fill_alpha,), outline=c + (255,), width=line)
         if labels and b.get("label"):
-            tags.append((x1, y1, y2, str(b["label"]), c))
+            tags.append((x1, y1, str(b["label"]), c, "box"))
     for p in points:
-        c = color[str(p.get("label", ""))]
+        c = label_color(p.get("label", ""))
         x, y = float(p["x"]), float(p["y"])
         canvas.ellipse([x - dot, y - dot, x + dot, y + dot], fill=c + (255,), outline=(255, 255, 255, 255),
                        width=max(1, dot // 3))
         if labels and p.get("label"):
-            canvas.text((x + dot + 2, y - dot), str(p["label"]), fill=c + (255,), font=font)
-    # Tags last, so a box drawn later never hides a label.
-    for x1, y1, y2, text, c in tags:
+            tags.append((x, y, str(p["label"]), c, "point"))
+    # Tags last, so a box drawn later never hides a label; each is a filled rectangle kept inside the image.
+    for x, y, text, c, place in tags:
         left, top, right, bottom = canvas.textbbox((0, 0), text, font=font)
         tw, th = right - left + 6, bottom - top + 4
-        ty = y1 - th if y1 - th >= 0 else min(y1, h - th)  # above the box, or inside it at the top edge
-        canvas.rectangle([x1, ty, x1 + tw, ty + th], fill=c + (255,))
-        canvas.text((x1 + 3 - left, ty + 2 - top), text, fill=(255, 255, 255, 255), font=font)
+        if place == "box":  # above the box's top-left corner, or inside it at the top edge
+            tx, ty = x, (y - th if y - th >= 0 else y)
+        else:  # right of the dot, or left of it near the right edge
+            tx = x + dot + 2 if x + dot + 2 + tw <= w else x - dot - 2 - tw
+            ty = y - th / 2
+        tx, ty = max(0.0, min(tx, w - tw)), max(0.0, min(ty, h - th))
+        canvas.rectangle([tx, ty, tx + tw - 1, ty + th - 1], fill=c + (255,))
+        canvas.text((tx + 3 - left, ty + 2 - top), text, fill=_text_color(c), font=font)
     return Image.alpha_composite(img.convert("RGBA"), overlay).convert("RGB")
-
