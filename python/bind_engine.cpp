@@ -12,7 +12,7 @@
 #include "core/error.h"
 #include "core/cpu.h"
 #include "core/cpu_budget.h"
-#include "engine.h"
+#include "engine/engine.h"
 
 namespace py = pybind11;
 

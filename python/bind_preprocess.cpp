@@ -10,7 +10,7 @@
 #include "bind.h"
 #include "core/error.h"
 #include "io/jpeg.h"
-#include "model/preprocess.h"
+#include "vision/preprocess.h"
 
 namespace la::py {
 namespace {

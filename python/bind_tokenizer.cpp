@@ -6,7 +6,7 @@
 
 #include "bind.h"
 #include "core/error.h"
-#include "model/tokenizer.h"
+#include "text/tokenizer.h"
 
 namespace la::py {
 namespace {

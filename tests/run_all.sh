@@ -10,6 +10,9 @@ bash tests/install_deps.sh
 python3 -m pip install --no-build-isolation -q . -C cmake.define.LA_BUILD_TESTS=ON
 build_dir=$(ls -d build/cp* | head -n 1)
 
+echo "== layers: includes go only downwards (cpp/layers.txt) =="
+python3 tests/check_layers.py
+
 echo "== GoogleTest =="
 ctest --test-dir "$build_dir" --output-on-failure -j 2
 # The same suite with the kernels capped at AVX2 (a CPU without AVX-512), and the plain C++ twins

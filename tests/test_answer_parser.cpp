@@ -1,7 +1,7 @@
 // Answer parsing: boxes, points and none with labels from the preceding <ref>, malformed pieces skipped.
 #include <gtest/gtest.h>
 
-#include "model/answer_parser.h"
+#include "text/answer_parser.h"
 
 #include <cmath>
 

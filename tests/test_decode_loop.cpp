@@ -6,8 +6,8 @@
 #include <cmath>
 #include <vector>
 
-#include "model/decode_loop.h"
-#include "model/sampler.h"
+#include "decoder/decode_loop.h"
+#include "decoder/sampler.h"
 
 namespace la {
 namespace {

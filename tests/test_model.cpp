@@ -13,10 +13,10 @@
 #include "io/config.h"
 #include "io/files.h"
 #include "io/safetensors.h"
-#include "model/decode_loop.h"
-#include "model/decoder.h"
-#include "model/projector.h"
-#include "model/vision_tower.h"
+#include "decoder/decode_loop.h"
+#include "decoder/decoder.h"
+#include "vision/projector.h"
+#include "vision/vision_tower.h"
 #include "test_util.h"
 
 namespace la {

@@ -16,7 +16,7 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "io/jpeg.h"
-#include "model/preprocess.h"
+#include "vision/preprocess.h"
 #include "png_util.h"
 #include "test_util.h"
 

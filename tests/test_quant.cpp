@@ -12,7 +12,7 @@
 #include "core/half.h"
 #include "core/thread_pool.h"
 #include "kernels/quant.h"
-#include "model/weights.h"
+#include "weights/weights.h"
 
 namespace la {
 namespace {

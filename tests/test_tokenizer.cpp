@@ -1,5 +1,5 @@
 // Tokenizer tests: Qwen2 golden vectors, fixture prompts, both loading paths, round trips, errors.
-#include "model/tokenizer.h"
+#include "text/tokenizer.h"
 
 #include <gtest/gtest.h>
 
@@ -11,7 +11,7 @@
 
 #include "core/error.h"
 #include "io/files.h"
-#include "model/unicode_data.h"
+#include "text/unicode_data.h"
 #include "test_util.h"
 
 namespace la {

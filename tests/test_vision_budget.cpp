@@ -25,7 +25,7 @@
 #include "io/config.h"
 #include "io/safetensors.h"
 #include "kernels/attention.h"
-#include "model/vision_tower.h"
+#include "vision/vision_tower.h"
 #include "test_util.h"
 
 // ---------------------------------------------------------------------------------------------

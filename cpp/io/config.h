@@ -4,9 +4,33 @@
 #include <cstdint>
 #include <string>
 
-#include "model/preprocess.h"
 
 namespace la {
+
+// Which 1-D pass Pillow runs first when both sides change; the uint8 image between the passes makes
+// the order visible in the output bytes.
+enum class ResizePassOrder {
+  // Pillow >= 13: vertical first when the height shrinks by more than twice as many pixels as the
+  // width does (H - h > 2 * (W - w)), otherwise horizontal first.
+  Pillow13,
+  // Pillow 12.2 / 12.3 (the fixtures were made with 12.3): vertical first only for images more than
+  // 100 times taller than wide whose height shrinks; horizontal first otherwise (the only order of
+  // Pillow <= 12.1 and of every image the processor accepts).
+  Pillow12,
+};
+
+// Preprocessing constants (from preprocessor_config.json / processor_config.json).
+struct PreprocessConfig {
+  int patch_size = 14;
+  int merge_h = 2, merge_w = 2;
+  int64_t in_token_limit = 25600;
+  float mean[3] = {0.5f, 0.5f, 0.5f};
+  float std[3] = {0.5f, 0.5f, 0.5f};
+  int max_grid_side = 512;  // the vision RoPE table size: a grid side must stay below it
+  // The orders differ only for images over the token limit that are more than about twice as tall as
+  // wide. Pillow13 follows the current Pillow; Pillow12 reproduces outputs made with Pillow 12.x.
+  ResizePassOrder pass_order = ResizePassOrder::Pillow13;
+};
 
 struct VisionConfig {
   int hidden = 0, heads = 0, layers = 0, intermediate = 0;

@@ -346,6 +346,8 @@ void write_safetensors(const std::string& path, const std::vector<TensorBlob>& t
   const uint64_t n = text.size();
   bool ok = std::fwrite(&n, 8, 1, f) == 1 && std::fwrite(text.data(), 1, text.size(), f) == text.size();
   for (const TensorBlob& t : tensors) ok = ok && std::fwrite(t.data, 1, t.nbytes, f) == t.nbytes;
+  // On disk before the rename makes it visible: a crash never leaves a named file with missing data.
+  ok = ok && std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
   ok = (std::fclose(f) == 0) && ok;
   if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
     std::remove(tmp.c_str());

@@ -31,7 +31,7 @@ def _pick_openblas_core() -> None:
 _pick_openblas_core()
 
 from ._core import Result, Tokenizer, isa  # noqa: E402,F401
-from .engine import Engine, load  # noqa: E402,F401
+from .engine import Engine, load, prepare  # noqa: E402,F401
 from .images import to_array  # noqa: E402,F401
 from .models import DEFAULT_MODEL_ID, find_model  # noqa: E402,F401
 from .worker import LocateAnythingWorker, Stats  # noqa: E402,F401
@@ -45,5 +45,6 @@ __all__ = [
     "find_model",
     "isa",
     "load",
+    "prepare",
     "to_array",
 ]

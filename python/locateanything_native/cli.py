@@ -36,13 +36,13 @@ import numpy as np
 from . import _core
 from .checkpoint import demo_checkpoint
 from .console import LoadReporter
-from .engine import Engine
+from .engine import Engine, prepare
 from .images import image_size, to_array
 from .models import DOWNLOAD_HINT, ENV_VAR
 
 TASKS = ("detect", "ground-single", "ground-multi", "ground-text", "detect-text", "ground-gui", "point", "raw")
 # The engine's names when it says them (the "-visf" variants keep the vision tower in float32).
-QUANTIZATIONS = tuple(getattr(_core, "QUANTIZATIONS", ("int4", "int4-b128", "int4-visf", "int8", "int8-visf", "none")))
+QUANTIZATIONS = tuple(_core.QUANTIZATIONS)
 # `locateanything <word> ...` hands the rest of the command line to locateanything_native.eval.cli.
 SUBCOMMANDS = ("eval", "metrics", "prepare")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
@@ -318,8 +318,35 @@ def print_text(rec: dict) -> None:
           f"{t['tokens_per_second']:.1f} tok/s, stop: {rec['stop_reason']})", flush=True)
 
 
+def prepare_main(argv: list[str]) -> int:
+    """`locateanything prepare`: builds the packed weight cache of a model once (e.g. on each node
+    before a job), so the processes that load it later only map it."""
+    p = argparse.ArgumentParser(prog="locateanything prepare",
+                                description="Build the packed weight cache of a model once, before a job.")
+    p.add_argument("--model", help=f"checkpoint folder or Hugging Face id (default: ${ENV_VAR}, then the HF cache)")
+    p.add_argument("--revision", help="Hugging Face revision when --model is a repo id")
+    p.add_argument("--quantization", "-q", action="append", metavar="NAME",
+                   choices=[q for q in QUANTIZATIONS if q != "none"],
+                   help="quantised plan(s) to prepare (repeatable; default int4)")
+    args = p.parse_args(argv)
+    try:
+        for q in args.quantization or ["int4"]:
+            path = prepare(args.model, quantization=q, revision=args.revision, progress=LoadReporter())
+            print(f"{q}: {path}")
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, RuntimeError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def run_subcommand(command: str, rest: list[str]) -> int:
-    """`locateanything eval|metrics|prepare ...`: handed to locateanything_native.eval.cli (loaded only then)."""
+    """`locateanything eval|metrics ...`: handed to locateanything_native.eval.cli (loaded only then);
+    `prepare` is answered here."""
+    if command == "prepare":
+        return prepare_main(rest)
     try:
         from .eval.cli import main as eval_main
     except ImportError as exc:

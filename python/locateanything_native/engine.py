@@ -51,7 +51,7 @@ def _progress_logger(callback: Optional[ProgressFn]) -> ProgressFn:
 
     def report(stage: str, fraction: float, message: str) -> None:
         if message:
-            log.info("%s", message)
+            (log.warning if stage == "warning" else log.info)("%s", message)
         if callback is not None:
             callback(stage, fraction, message)
 
@@ -256,3 +256,20 @@ def load(model: str | None = None, threads: int = 0, quantization: str = "int4",
     Keyword options as `Engine` (seed, revision, progress)."""
     return Engine(model, threads=threads, quantization=quantization, vision_cache_mb=vision_cache_mb,
                   packed_cache=packed_cache, **kwargs)
+
+
+def prepare(model: str | None = None, quantization: str = "int4", *, revision: Optional[str] = None,
+            progress: Optional[ProgressFn] = None) -> str:
+    """Builds the packed weight cache of `model` for `quantization` once (or finds it built) and
+    returns its path: run it on each node before a job so every process there only maps the file.
+    The cache goes where engines look for it ($LOCATEANYTHING_CACHE, else ~/.cache/locateanything_native);
+    put $LOCATEANYTHING_CACHE on a shared volume to build it once for many nodes."""
+    engine = Engine(model, threads=0, quantization=quantization, packed_cache=True, revision=revision,
+                    progress=progress)
+    path = engine.core.packed_cache_file
+    if not path:
+        if engine.core.quantization == "float":
+            raise ValueError(f"quantization={quantization!r} keeps the checkpoint's float weights: there is no packed "
+                             "cache to prepare (use int4, int8, int4-b128, ...)")
+        raise RuntimeError("no packed cache could be written: " + "; ".join(engine.core.notes))
+    return path

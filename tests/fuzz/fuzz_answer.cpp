@@ -3,7 +3,7 @@
 // raw/1000·size.
 #include <cstring>
 
-#include "model/answer_parser.h"
+#include "text/answer_parser.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 8) return 0;

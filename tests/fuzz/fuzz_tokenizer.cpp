@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "fuzz_util.h"
-#include "model/tokenizer.h"
+#include "text/tokenizer.h"
 
 namespace {
 const la::Tokenizer* g_tok = nullptr;

@@ -1,5 +1,5 @@
 // Tolerant scanner over the answer grammar (spec-vision-and-io §6.1).
-#include "model/answer_parser.h"
+#include "text/answer_parser.h"
 
 #include <algorithm>
 #include <cctype>

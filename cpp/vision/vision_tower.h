@@ -7,8 +7,8 @@
 
 #include "io/config.h"
 #include "io/safetensors.h"
-#include "model/weight_loader.h"
-#include "model/weights.h"
+#include "weights/weight_loader.h"
+#include "weights/weights.h"
 
 namespace la {
 

@@ -1,5 +1,5 @@
 // sample_tokens' logit pipeline in float32 with deterministic tie handling.
-#include "model/sampler.h"
+#include "decoder/sampler.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,5 +1,5 @@
 // Block decision, pattern handling and the slow/fast/hybrid state machine (spec-decoding §4).
-#include "model/decode_loop.h"
+#include "decoder/decode_loop.h"
 
 #include <limits>
 

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "io/config.h"
-#include "model/sampler.h"
+#include "decoder/sampler.h"
 
 namespace la {
 

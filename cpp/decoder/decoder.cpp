@@ -1,6 +1,6 @@
 // Qwen2 decoder forward: stacked rows through every linear layer, per-chunk masked attention over
 // each sequence's cache, logits only for the rows the decode loop reads.
-#include "model/decoder.h"
+#include "decoder/decoder.h"
 
 #include <algorithm>
 #include <cmath>

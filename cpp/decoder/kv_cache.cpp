@@ -1,5 +1,5 @@
 // KvCache storage management.
-#include "model/kv_cache.h"
+#include "decoder/kv_cache.h"
 
 #include <algorithm>
 #include <cstring>

@@ -1,5 +1,5 @@
 // Content hashing of images and the LRU cache of their encodings.
-#include "model/vision_cache.h"
+#include "vision/vision_cache.h"
 
 #include <cstring>
 

@@ -1,5 +1,5 @@
 // Tensor loading helpers shared by the vision tower, projector and decoder.
-#include "model/weights.h"
+#include "weights/weights.h"
 
 #include <algorithm>
 #include <cstring>

@@ -15,20 +15,21 @@
 #include "core/thread_pool.h"
 #include "io/config.h"
 #include "io/safetensors.h"
-#include "model/answer_parser.h"
-#include "model/decode_loop.h"
-#include "model/decoder.h"
-#include "model/preprocess.h"
-#include "model/projector.h"
-#include "model/prompt.h"
-#include "model/tokenizer.h"
-#include "model/vision_cache.h"
-#include "model/vision_tower.h"
+#include "text/answer_parser.h"
+#include "decoder/decode_loop.h"
+#include "decoder/decoder.h"
+#include "vision/preprocess.h"
+#include "vision/projector.h"
+#include "text/prompt.h"
+#include "text/tokenizer.h"
+#include "vision/vision_cache.h"
+#include "vision/vision_tower.h"
 
 namespace la {
 
-// What a load is doing, reported as it goes: stage "open", "map_cache", "build_cache", "quantise"
-// (fraction = share of the checkpoint's bytes converted so far), "write_cache" or "done".
+// What a load is doing, reported as it goes: stage "open", "map_cache", "wait_cache" (another process
+// is building the cache), "build_cache", "quantise" (fraction = share of the checkpoint's bytes
+// converted so far), "write_cache", "warning" (e.g. no writable cache folder) or "done".
 struct LoadProgress {
   std::string stage;
   double fraction = 0;
@@ -132,10 +133,12 @@ class Engine {
   std::string decode_tokens(const std::vector<int32_t>& ids) const { return tokenizer_.decode(ids); }
 
  private:
+  using Report = std::function<void(const char* stage, double fraction, const std::string& message)>;
   void check_token_ids();
-  std::string checkpoint_fingerprint() const;
-  std::string packed_cache_path(const EngineOptions& options, const QuantPlan& plan) const;
-  std::unique_ptr<WeightStore> open_packed_cache(const std::string& path, const std::string& fingerprint);
+  // The vision tower, projector and decoder as `plan` says, their quantised weights from the packed
+  // cache (built and written once per cache file when missing).
+  void build_networks(const QuantPlan& plan, const Report& report);
+  void make_networks(WeightLoader& loader);
   std::shared_ptr<const EncodedImage> encode(const ImageU8& image, Timings* timings) const;
 
   EngineOptions options_;

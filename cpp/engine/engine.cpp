@@ -1,28 +1,21 @@
 // Engine: loading and the query pipeline, top-down.
-#include "engine.h"
+#include "engine/engine.h"
 
 #include <algorithm>
 #include <unordered_map>
 
-#include <sys/stat.h>
 
-#include <cctype>
 #include <cmath>
 #include <cstdlib>
-#include <filesystem>
 
 #include "core/cpu_budget.h"
 #include "core/error.h"
+#include "weights/packed_cache.h"
 #include "io/files.h"
 #include "core/timer.h"
 #include "kernels/gemm.h"
 
 namespace la {
-
-namespace {
-// Bumped whenever the packed tile layout changes, so stale caches are rebuilt.
-const char* const kPackedFormatVersion = "la-packed-2";
-}  // namespace
 
 Engine::Engine(const EngineOptions& options) : options_(options) {
   Stopwatch sw;
@@ -33,7 +26,7 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
     notes_.push_back("OpenBLAS did not recognise this CPU and uses generic kernels (the vision tower runs several "
                      "times slower): set OPENBLAS_CORETYPE=SkylakeX (AVX-512) or Haswell (AVX2) before starting; "
                      "the Python package does this on import");
-  auto report = [&](const char* stage, double fraction, const std::string& message) {
+  const Report report = [&options](const char* stage, double fraction, const std::string& message) {
     if (options.progress) options.progress(LoadProgress{stage, fraction, message});
   };
   if (options.threads > 0) {
@@ -53,45 +46,7 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
   check_token_ids();
   if (cfg_.model_max_length == 0) cfg_.model_max_length = tokenizer_.model_max_length();
   weights_ = std::make_unique<WeightStore>(WeightStore::open(options.model_dir));
-  // Quantised weights come from a packed cache when one matches this checkpoint and plan.
-  std::unique_ptr<WeightStore> packed;
-  if (plan.any() && options.packed_cache != "off") {
-    packed_cache_path_ = packed_cache_path(options, plan);
-    packed = open_packed_cache(packed_cache_path_, checkpoint_fingerprint());
-  }
-  WeightLoader loader(*weights_, cfg_.quantization, plan, packed.get());
-  if (plan.any() && !packed) {
-    // Converting a bf16 checkpoint streams it once: ~500 MB/s with the files in the page cache, a
-    // third of that from a cold disk (measured on the 3B checkpoint, bench/README.md).
-    const double gb = static_cast<double>(weights_->total_bytes()) / 1e9;
-    report("build_cache", 0,
-           str_cat("quantising the weights (", options.quantization, ") once",
-                   packed_cache_path_.empty() ? std::string(" (no packed cache: every load does this)")
-                                              : " into the packed cache " + packed_cache_path_,
-                   "; roughly ", static_cast<int64_t>(std::ceil(gb / 0.5)), "-", static_cast<int64_t>(std::ceil(gb / 0.16)),
-                   " s for these ", static_cast<int64_t>(std::ceil(gb * 10)) / 10.0, " GB; later loads map the cache"));
-    const double total = static_cast<double>(std::max<size_t>(1, weights_->total_bytes()));
-    loader.set_progress([&report, total](size_t done) { report("quantise", std::min(1.0, done / total), ""); });
-  } else if (packed) {
-    report("map_cache", 0, "mapping the packed weight cache " + packed_cache_path_);
-  }
-  vision_ = std::make_unique<VisionTower>(cfg_.vision, *weights_, &loader);
-  projector_ = std::make_unique<Projector>(cfg_.vision, cfg_.text, *weights_);
-  decoder_ = std::make_unique<Decoder>(cfg_.text, *weights_, loader);
-  for (const std::string& n : loader.notes()) notes_.push_back(n);
-  if (!loader.new_blobs().empty() && !packed_cache_path_.empty()) {
-    report("write_cache", 1, "writing the packed weight cache " + packed_cache_path_);
-    try {
-      write_safetensors(packed_cache_path_, loader.new_blobs(),
-                        {{"fingerprint", checkpoint_fingerprint()}, {"plan", plan.tag()}, {"format", kPackedFormatVersion}});
-      notes_.push_back("wrote the packed weight cache " + packed_cache_path_);
-    } catch (const RuntimeError& e) {
-      notes_.push_back(std::string("could not write the packed weight cache: ") + e.what());
-    }
-  } else if (packed) {
-    notes_.push_back("loaded packed weights from " + packed_cache_path_);
-  }
-  packed_ = std::move(packed);
+  build_networks(plan, report);
   quant_tag_ = plan.tag();
   if (decoder_->tied_head_max_diff() > 0.0f)
     notes_.push_back(str_cat("the checkpoint stores language_model.lm_head.weight, which differs from the tied "
@@ -104,49 +59,64 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
 
 Engine::~Engine() = default;
 
-std::string Engine::checkpoint_fingerprint() const {
-  // Resolved path, size and modification time of every weight file: cheap, changes whenever a file
-  // does, and the same whether the model was named by a relative, absolute or linked path.
-  std::string fp;
-  for (const std::string& f : weights_->files()) {
-    struct stat st;
-    const std::string path = resolved_path(f);
-    if (::stat(path.c_str(), &st) == 0)
-      fp += str_cat(path, ":", static_cast<int64_t>(st.st_size), ":", static_cast<int64_t>(st.st_mtime), ";");
+void Engine::build_networks(const QuantPlan& plan, const Report& report) {
+  // Quantised weights come from the packed cache when one matches this checkpoint and plan; when
+  // none does, one process per cache file builds it (the others wait on its lock, then map it).
+  std::unique_ptr<PackedCache> cache;
+  std::unique_ptr<WeightStore> packed;
+  if (plan.any() && options_.packed_cache != "off") {
+    cache = std::make_unique<PackedCache>(options_.packed_cache, options_.model_dir, weights_->files(), plan.tag());
+    packed_cache_path_ = cache->path();
+    packed = cache->open();
+    if (!packed && cache->lock([&](const std::string& m) { report("wait_cache", 0, m); })) packed = cache->open();
+    for (const std::string& n : cache->notes()) {
+      notes_.push_back(n);
+      report("warning", 0, n);
+    }
   }
-  return str_cat(std::hash<std::string>{}(fp));
+  WeightLoader loader(*weights_, cfg_.quantization, plan, packed.get());
+  if (plan.any() && !packed) {
+    // Converting a bf16 checkpoint streams it once: ~500 MB/s with the files in the page cache, a
+    // third of that from a cold disk (measured on the 3B checkpoint, bench/README.md).
+    const double gb = static_cast<double>(weights_->total_bytes()) / 1e9;
+    report("build_cache", 0,
+           str_cat("quantising the weights (", options_.quantization, ") once",
+                   cache && cache->locked() ? " into the packed cache " + packed_cache_path_
+                                            : std::string(" (no packed cache: every load does this)"),
+                   "; roughly ", static_cast<int64_t>(std::ceil(gb / 0.5)), "-", static_cast<int64_t>(std::ceil(gb / 0.16)),
+                   " s for these ", static_cast<int64_t>(std::ceil(gb * 10)) / 10.0, " GB; later loads map the cache"));
+    const double total = static_cast<double>(std::max<size_t>(1, weights_->total_bytes()));
+    loader.set_progress([&report, total](size_t done) { report("quantise", std::min(1.0, done / total), ""); });
+  } else if (packed) {
+    report("map_cache", 0, "mapping the packed weight cache " + packed_cache_path_);
+  }
+  make_networks(loader);
+  for (const std::string& n : loader.notes()) notes_.push_back(n);
+  if (!loader.new_blobs().empty() && cache && cache->locked()) {
+    report("write_cache", 1, "writing the packed weight cache " + packed_cache_path_);
+    try {
+      cache->write(loader.new_blobs());
+      notes_.push_back("wrote the packed weight cache " + packed_cache_path_);
+      // Map what was just written, as every other process will: the pages are then shared between
+      // processes and this one's private copies are freed with `loader`.
+      if ((packed = cache->open())) {
+        WeightLoader mapped(*weights_, cfg_.quantization, plan, packed.get());
+        make_networks(mapped);
+      }
+    } catch (const RuntimeError& e) {
+      notes_.push_back(std::string("could not write the packed weight cache: ") + e.what());
+      report("warning", 0, notes_.back());
+    }
+  } else if (packed) {
+    notes_.push_back("loaded packed weights from " + packed_cache_path_);
+  }
+  packed_ = std::move(packed);
 }
 
-std::string Engine::packed_cache_path(const EngineOptions& options, const QuantPlan& plan) const {
-  if (!options.packed_cache.empty()) return options.packed_cache;
-  std::string base;
-  if (const char* env = std::getenv("LOCATEANYTHING_CACHE")) {
-    base = env;
-  } else if (const char* home = std::getenv("HOME")) {
-    base = std::string(home) + "/.cache/locateanything_native";
-  } else {
-    return "";
-  }
-  base += "/packed";
-  std::filesystem::create_directories(base);
-  const std::string dir = resolved_path(options.model_dir);
-  std::string name = dir.substr(dir.find_last_of('/') + 1);
-  for (char& c : name)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') c = '_';
-  return str_cat(base, "/", name, "-", std::hash<std::string>{}(dir) % 1000000007, "-", plan.tag(), ".safetensors");
-}
-
-std::unique_ptr<WeightStore> Engine::open_packed_cache(const std::string& path, const std::string& fingerprint) {
-  if (path.empty() || !file_exists(path)) return nullptr;
-  try {
-    auto ws = std::make_unique<WeightStore>(WeightStore::open_files({path}, /*random_access=*/false));
-    // A cache made from other weight files (or an older layout) is ignored and rebuilt.
-    if (ws->metadata("fingerprint") != fingerprint || ws->metadata("format") != kPackedFormatVersion) return nullptr;
-    return ws;
-  } catch (const std::exception& e) {
-    notes_.push_back(str_cat("ignored an unreadable packed cache ", path, ": ", e.what()));
-    return nullptr;
-  }
+void Engine::make_networks(WeightLoader& loader) {
+  vision_ = std::make_unique<VisionTower>(cfg_.vision, *weights_, &loader);
+  projector_ = std::make_unique<Projector>(cfg_.vision, cfg_.text, *weights_);
+  decoder_ = std::make_unique<Decoder>(cfg_.text, *weights_, loader);
 }
 
 void Engine::check_token_ids() {

@@ -1,7 +1,7 @@
 // MoonViT forward pass, one image at a time. Matrix products: float32 from the checkpoint's weights
 // (OpenBLAS or our sgemm, bf16 widened per panel so bf16 checkpoints stay bf16 in memory), or the
 // INT8 kernels when the quantisation plan holds the tower's linears as Q8_32.
-#include "model/vision_tower.h"
+#include "vision/vision_tower.h"
 
 #include <algorithm>
 #include <cmath>

@@ -7,9 +7,9 @@
 
 #include "io/config.h"
 #include "io/safetensors.h"
-#include "model/kv_cache.h"
-#include "model/weight_loader.h"
-#include "model/weights.h"
+#include "decoder/kv_cache.h"
+#include "weights/weight_loader.h"
+#include "weights/weights.h"
 
 namespace la {
 

@@ -1,5 +1,5 @@
 // mlp1 forward; the row count is the number of image tokens, so the weights go through sgemm.
-#include "model/projector.h"
+#include "vision/projector.h"
 
 #include "core/trace.h"
 #include "kernels/elementwise.h"

@@ -10,7 +10,7 @@
 
 #include "io/config.h"
 #include "io/safetensors.h"
-#include "model/weights.h"
+#include "weights/weights.h"
 
 namespace la {
 

@@ -1,6 +1,6 @@
 // Image preprocessing: RGB conversion, Pillow-exact bicubic resampling, the official resize rule,
 // normalisation and patch layout (spec-vision-and-io §1).
-#include "model/preprocess.h"
+#include "vision/preprocess.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,5 +1,5 @@
 // Weight loading policies for the decoder (float, quantised at load, AutoRound repack, packed cache).
-#include "model/weight_loader.h"
+#include "weights/weight_loader.h"
 
 #include <algorithm>
 #include <cstring>

@@ -1,5 +1,5 @@
 // Prompt strings exactly as the official worker and processor build them.
-#include "model/prompt.h"
+#include "text/prompt.h"
 
 #include <cctype>
 

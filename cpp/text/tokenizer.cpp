@@ -1,5 +1,5 @@
 // Qwen2 byte-level BPE: added-token split, NFC, the Qwen2 pre-tokenizer by hand, byte-level BPE.
-#include "model/tokenizer.h"
+#include "text/tokenizer.h"
 
 #include <algorithm>
 #include <limits>
@@ -10,7 +10,7 @@
 
 #include "core/error.h"
 #include "io/files.h"
-#include "model/unicode_data.h"
+#include "text/unicode_data.h"
 
 namespace la {
 namespace {
