@@ -2,6 +2,7 @@
 --image (a shell glob), unquoted --phrase / --prompt, `ground_single` for --task, every quantisation the engine
 knows; `eval` / `metrics` / `prepare` go to the evaluation CLI; records come from Result.to_dict(). These run
 in-process and load no model (the end-to-end runs are in test_cli.py)."""
+import pathlib
 import sys
 import types
 
@@ -96,7 +97,7 @@ def test_help_shows_the_new_forms_and_the_subcommands():
     assert "--categories person car" in cli.__doc__ and "int4-visf" in cli.__doc__
 
 
-@pytest.mark.parametrize("command", ["eval", "metrics", "prepare"])
+@pytest.mark.parametrize("command", ["eval", "metrics"])
 def test_subcommands_go_to_the_evaluation_cli(monkeypatch, command):
     calls = []
     package = types.ModuleType("locateanything_native.eval")
@@ -137,3 +138,12 @@ def test_record_takes_the_answer_part_from_to_dict():
     assert rec["boxes"] == [{"label": "car", "x1": 40.0, "y1": 20.0, "x2": 120.0, "y2": 40.0, "score": 1.0}]
     assert rec["points"] == [{"label": "door", "x": 20.0, "y": 10.0, "score": None}]
     assert rec["timings"] == {"decode": 0.5, "generated_tokens": 3}
+
+
+def test_prepare_subcommand_builds_the_cache(fixtures_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LOCATEANYTHING_CACHE", str(tmp_path))
+    assert cli.main(["prepare", "--model", str(fixtures_dir / "tiny-a"), "-q", "int4", "-q", "int8"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in out] == ["int4", "int8"]
+    assert all(pathlib.Path(line.split(": ", 1)[1]).is_file() for line in out)
+    assert cli.main(["prepare", "--model", str(tmp_path / "nowhere")]) == 2

@@ -133,13 +133,14 @@ void Decoder::embed(const int32_t* ids, int64_t n, float* out) const {
   }
 }
 
-void Decoder::forward(const std::vector<Chunk>& chunks) const {
+void Decoder::forward(const std::vector<Chunk>& chunks, Scratch& s) const {
   const int64_t H = cfg_.hidden, D = cfg_.head_dim(), I = cfg_.intermediate;
   const int heads = cfg_.heads, kv_heads = cfg_.kv_heads;
   const int64_t Hq = heads * D, Hkv = kv_heads * D, QKV = Hq + 2 * Hkv;
 
   // Row offsets of each chunk in the stacked matrices.
-  std::vector<int64_t> row0(chunks.size() + 1, 0);
+  std::vector<int64_t>& row0 = s.row0;
+  row0.assign(chunks.size() + 1, 0);
   for (size_t c = 0; c < chunks.size(); ++c) {
     LA_ASSERT(chunks[c].q > 0 && chunks[c].cache, "empty chunk");
     LA_ASSERT(chunks[c].window == 0 || chunks[c].window <= chunks[c].q, "window larger than chunk");
@@ -148,7 +149,8 @@ void Decoder::forward(const std::vector<Chunk>& chunks) const {
   const int64_t R = row0.back();
 
   // Embeddings, with image rows spliced in order.
-  std::vector<float> x(static_cast<size_t>(R * H));
+  std::vector<float>& x = s.x;
+  x.resize(static_cast<size_t>(R * H));
   for (size_t c = 0; c < chunks.size(); ++c) {
     const Chunk& ch = chunks[c];
     embed(ch.ids, ch.q, x.data() + row0[c] * H);
@@ -166,8 +168,11 @@ void Decoder::forward(const std::vector<Chunk>& chunks) const {
   }
 
   // RoPE tables per row and visible key ranges per row.
-  std::vector<float> cos_t(static_cast<size_t>(R * (D / 2))), sin_t(static_cast<size_t>(R * (D / 2)));
-  std::vector<KeyRanges> ranges(static_cast<size_t>(R));
+  std::vector<float>&cos_t = s.cos_t, &sin_t = s.sin_t;
+  cos_t.resize(static_cast<size_t>(R * (D / 2)));
+  sin_t.resize(static_cast<size_t>(R * (D / 2)));
+  std::vector<KeyRanges>& ranges = s.ranges;
+  ranges.resize(static_cast<size_t>(R));
   for (size_t c = 0; c < chunks.size(); ++c) {
     const Chunk& ch = chunks[c];
     const int64_t C = ch.cache->length(), K = C + ch.q;
@@ -193,11 +198,15 @@ void Decoder::forward(const std::vector<Chunk>& chunks) const {
     }
   }
 
-  std::vector<float> a(static_cast<size_t>(R * H)), qkv(static_cast<size_t>(R * QKV)), attn(static_cast<size_t>(R * Hq));
   const int64_t mlp_rows = std::min(R, kMlpRowBlock);
-  std::vector<float> gate_up(static_cast<size_t>(mlp_rows * 2 * I)), act(static_cast<size_t>(mlp_rows * I));
-  std::vector<float> tmp(static_cast<size_t>(R * H));
-  std::vector<BlockQ8A> xq;  // one quantised copy of a shared input (quantised weights only)
+  std::vector<float>&a = s.a, &qkv = s.qkv, &attn = s.attn, &gate_up = s.gate_up, &act = s.act, &tmp = s.tmp;
+  a.resize(static_cast<size_t>(R * H));
+  qkv.resize(static_cast<size_t>(R * QKV));
+  attn.resize(static_cast<size_t>(R * Hq));
+  gate_up.resize(static_cast<size_t>(mlp_rows * 2 * I));
+  act.resize(static_cast<size_t>(mlp_rows * I));
+  tmp.resize(static_cast<size_t>(R * H));
+  std::vector<BlockQ8A>& xq = s.xq;  // one quantised copy of a shared input (quantised weights only)
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
 
   for (size_t li = 0; li < layers_.size(); ++li) {
@@ -247,9 +256,9 @@ void Decoder::forward(const std::vector<Chunk>& chunks) const {
     const int64_t n = std::min(ch.n_logit_rows, ch.q);
     if (n <= 0 || !ch.logits) continue;
     const int64_t first = row0[c] + ch.q - n;
-    std::vector<float> h(static_cast<size_t>(n * H));
-    rms_norm(x.data() + first * H, n, H, final_norm_.data(), cfg_.rms_eps, h.data());
-    head.apply(h.data(), n, H, ch.logits, cfg_.vocab);
+    s.h.resize(static_cast<size_t>(n * H));
+    rms_norm(x.data() + first * H, n, H, final_norm_.data(), cfg_.rms_eps, s.h.data());
+    head.apply(s.h.data(), n, H, ch.logits, cfg_.vocab);
   }
 }
 

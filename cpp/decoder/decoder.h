@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "io/config.h"
+#include "kernels/attention.h"
 #include "io/safetensors.h"
 #include "decoder/kv_cache.h"
 #include "weights/weight_loader.h"
@@ -32,11 +33,50 @@ class Decoder {
     int32_t image_token = -1;
     int64_t n_logit_rows = 1;  // logits for the last n rows of the chunk
     float* logits = nullptr;   // out: [n_logit_rows, vocab]
+
+    // q rows continuing `cache` (the last `window` of them an MTP window), no images, no logits.
+    static Chunk rows(KvCache* cache, const int32_t* ids, const int32_t* positions, int64_t q, int window = 0) {
+      Chunk c;
+      c.cache = cache;
+      c.ids = ids;
+      c.positions = positions;
+      c.q = q;
+      c.window = window;
+      c.n_logit_rows = 0;
+      return c;
+    }
+    // Image feature rows [n, hidden] spliced, in order, at the rows whose id is `token`.
+    Chunk& with_images(const float* image_rows_, int64_t n, int32_t token) {
+      image_rows = image_rows_;
+      n_image_rows = n;
+      image_token = token;
+      return *this;
+    }
+    // Logits of the last n rows into out [n, vocab].
+    Chunk& with_logits(int64_t n, float* out) {
+      n_logit_rows = n;
+      logits = out;
+      return *this;
+    }
+  };
+
+  // Buffers of one forward pass, kept between passes so a decode step allocates nothing once they
+  // have grown to the largest chunk seen. One per caller thread (the engine holds one under its lock).
+  struct Scratch {
+    std::vector<int64_t> row0;
+    std::vector<float> x, cos_t, sin_t, a, qkv, attn, gate_up, act, tmp, h;
+    std::vector<KeyRanges> ranges;
+    std::vector<BlockQ8A> xq;
   };
 
   // Runs all chunks through the decoder in one pass: the rows are stacked into one matrix per
   // linear layer (weights streamed once for the batch); attention is per chunk.
-  void forward(const std::vector<Chunk>& chunks) const;
+  void forward(const std::vector<Chunk>& chunks, Scratch& scratch) const;
+  // The same with buffers of its own (one-off passes, tests).
+  void forward(const std::vector<Chunk>& chunks) const {
+    Scratch s;
+    forward(chunks, s);
+  }
 
   const TextConfig& config() const { return cfg_; }
   KvCache new_cache() const { return KvCache(cfg_.layers, cfg_.kv_heads, cfg_.head_dim()); }

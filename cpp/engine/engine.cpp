@@ -17,6 +17,15 @@
 
 namespace la {
 
+namespace {
+// Positions 0 .. n-1 of a chunk that starts a sequence.
+std::vector<int32_t> first_positions(int64_t n) {
+  std::vector<int32_t> p(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) p[i] = static_cast<int32_t>(i);
+  return p;
+}
+}  // namespace
+
 Engine::Engine(const EngineOptions& options) : options_(options) {
   Stopwatch sw;
   const QuantPlan plan = QuantPlan::from_name(options.quantization);
@@ -189,20 +198,11 @@ std::vector<float> Engine::prefill_logits(const std::vector<int32_t>& ids, const
   LA_CHECK(!ids.empty(), InvalidArgument, "input_ids is empty");
   last_n = std::max<int64_t>(1, std::min<int64_t>(last_n, static_cast<int64_t>(ids.size())));
   KvCache cache = decoder_->new_cache();
-  std::vector<int32_t> positions(ids.size());
-  for (size_t i = 0; i < ids.size(); ++i) positions[i] = static_cast<int32_t>(i);
+  const std::vector<int32_t> positions = first_positions(static_cast<int64_t>(ids.size()));
   std::vector<float> logits(static_cast<size_t>(last_n * cfg_.text.vocab));
-  Decoder::Chunk ch;
-  ch.cache = &cache;
-  ch.ids = ids.data();
-  ch.positions = positions.data();
-  ch.q = static_cast<int64_t>(ids.size());
-  ch.image_rows = image_rows;
-  ch.n_image_rows = n_image_rows;
-  ch.image_token = cfg_.ids.image_context;
-  ch.n_logit_rows = last_n;
-  ch.logits = logits.data();
-  decoder_->forward({ch});
+  decoder_->forward({Decoder::Chunk::rows(&cache, ids.data(), positions.data(), static_cast<int64_t>(ids.size()))
+                         .with_images(image_rows, n_image_rows, cfg_.ids.image_context)
+                         .with_logits(last_n, logits.data())});
   return logits;
 }
 
@@ -227,13 +227,18 @@ QueryResult Engine::run(const Query& query, const GenerationOptions& options) {
   return std::move(run_batch({query}, {options})[0]);
 }
 
+// ---- run_batch, step by step ----
+
 namespace {
 
 // Shared prefixes shorter than this are not worth a separate forward pass.
 constexpr int64_t kMinSharedPrefix = 16;
 
+}  // namespace
+
 // One query's decoding state inside a batch.
-struct Row {
+struct Engine::Row {
+  std::vector<ImageKey> keys;         // image content per image of the query, in query order
   std::vector<int32_t> ids;
   std::vector<ImageKey> image_order;  // image content per placeholder, in splice order
   std::vector<float> image_rows;      // [n, hidden] in splice order
@@ -244,8 +249,6 @@ struct Row {
   bool first = true;
 };
 
-}  // namespace
-
 std::vector<QueryResult> Engine::run_batch(const std::vector<Query>& queries,
                                            const std::vector<GenerationOptions>& options) {
   LA_CHECK(queries.size() == options.size(), InvalidArgument, "run_batch: ", queries.size(), " queries but ",
@@ -253,22 +256,28 @@ std::vector<QueryResult> Engine::run_batch(const std::vector<Query>& queries,
   std::lock_guard<std::mutex> lock(run_mu_);
   PoolScope scope(pool_.get());
   Stopwatch total;
-  const size_t B = queries.size();
-  const int64_t H = cfg_.text.hidden;
-  std::vector<QueryResult> res(B);
-  std::vector<Row> rows(B);
+  std::vector<QueryResult> res(queries.size());
+  std::vector<Row> rows(queries.size());
+  const EncodedImages encoded = encode_images(queries, rows, res);
+  build_prompts(queries, options, encoded, rows, res);
+  share_prefixes(rows, res);
+  decode(rows, res);
+  collect(rows, res, total.seconds());
+  return res;
+}
 
-  // 1. Encode every distinct image once (by content), through the cross-call cache when enabled.
-  std::unordered_map<ImageKey, std::shared_ptr<const EncodedImage>, ImageKeyHash> encoded;
-  std::vector<std::vector<ImageKey>> keys(B);
-  for (size_t b = 0; b < B; ++b) {
+// 1. Every distinct image (by content) is encoded once, through the cross-call cache when enabled.
+Engine::EncodedImages Engine::encode_images(const std::vector<Query>& queries, std::vector<Row>& rows,
+                                            std::vector<QueryResult>& res) {
+  EncodedImages encoded;
+  for (size_t b = 0; b < queries.size(); ++b) {
     const Query& q = queries[b];
     LA_CHECK(!q.images.empty(), InvalidArgument, "query ", b, " has no image; every query needs one");
     res[b].width = q.images[0].width;
     res[b].height = q.images[0].height;
     for (const ImageU8& img : q.images) {
       const ImageKey key = image_key(img);
-      keys[b].push_back(key);
+      rows[b].keys.push_back(key);
       if (encoded.count(key)) continue;
       std::shared_ptr<const EncodedImage> enc = vision_cache_.find(key);
       if (!enc) {
@@ -279,17 +288,22 @@ std::vector<QueryResult> Engine::run_batch(const std::vector<Query>& queries,
       encoded[key] = enc;
     }
   }
+  return encoded;
+}
 
-  // 2. Prompts, and each row's image rows in placeholder order.
-  for (size_t b = 0; b < B; ++b) {
-    std::vector<int64_t> counts;
-    for (const ImageKey& k : keys[b]) counts.push_back(encoded[k]->tokens);
-    std::vector<int> order;
+// 2. Prompts, each row's image rows in placeholder order, and its generation state.
+void Engine::build_prompts(const std::vector<Query>& queries, const std::vector<GenerationOptions>& options,
+                           const EncodedImages& encoded, std::vector<Row>& rows, std::vector<QueryResult>& res) const {
+  const int64_t H = cfg_.text.hidden;
+  for (size_t b = 0; b < rows.size(); ++b) {
     Row& row = rows[b];
+    std::vector<int64_t> counts;
+    for (const ImageKey& k : row.keys) counts.push_back(encoded.at(k)->tokens);
+    std::vector<int> order;
     row.ids = prompt_ids(queries[b].question, counts, queries[b].chat_template, &order);
     for (int k : order) {
-      row.image_order.push_back(keys[b][k]);
-      const auto& p = encoded[keys[b][k]]->projected;
+      row.image_order.push_back(row.keys[k]);
+      const auto& p = encoded.at(row.keys[k])->projected;
       row.image_rows.insert(row.image_rows.end(), p.begin(), p.end());
     }
     // Failures the reference would only hit deep inside generate(), named up front.
@@ -303,14 +317,17 @@ std::vector<QueryResult> Engine::run_batch(const std::vector<Query>& queries,
              " (model_max_length): nothing could be generated. Shorten the question or pass a smaller image.");
     res[b].prompt_ids = row.ids;
     res[b].timings.prompt_tokens = static_cast<int64_t>(row.ids.size());
-    res[b].timings.image_tokens = static_cast<int64_t>(row.image_rows.size()) / H;
+    res[b].timings.image_tokens = image_rows;
     row.gen = std::make_unique<Generation>(row.ids, options[b], cfg_.ids, cfg_.model_max_length, cfg_.text.vocab);
     row.cache = decoder_->new_cache();
   }
+}
 
-  // 3. Rows with the same images share the KV cache of their longest common prompt prefix. The
-  // prefix stops before each row's last prompt token (the MTP anchor must be in the row's chunk).
-  // Batch-invariant kernels make the shared rows bit-identical to a one-shot prefill.
+// 3. Rows with the same images share the KV cache of their longest common prompt prefix. The
+// prefix stops before each row's last prompt token (the MTP anchor must be in the row's chunk).
+// Batch-invariant kernels make the shared rows bit-identical to a one-shot prefill.
+void Engine::share_prefixes(std::vector<Row>& rows, std::vector<QueryResult>& res) const {
+  const size_t B = rows.size();
   std::vector<bool> grouped(B, false);
   for (size_t a = 0; a < B; ++a) {
     if (grouped[a] || rows[a].gen->done()) continue;
@@ -328,20 +345,13 @@ std::vector<QueryResult> Engine::run_batch(const std::vector<Query>& queries,
     if (S < kMinSharedPrefix) continue;
     Stopwatch sw;
     const auto& ids = rows[a].ids;
-    int64_t image_in_prefix = std::count(ids.begin(), ids.begin() + S, cfg_.ids.image_context);
-    std::vector<int32_t> positions(S);
-    for (int64_t i = 0; i < S; ++i) positions[i] = static_cast<int32_t>(i);
+    const int64_t image_in_prefix = std::count(ids.begin(), ids.begin() + S, cfg_.ids.image_context);
+    const std::vector<int32_t> positions = first_positions(S);
     KvCache prefix = decoder_->new_cache();
-    Decoder::Chunk ch;
-    ch.cache = &prefix;
-    ch.ids = ids.data();
-    ch.positions = positions.data();
-    ch.q = S;
-    ch.image_rows = image_in_prefix ? rows[a].image_rows.data() : nullptr;
-    ch.n_image_rows = image_in_prefix;
-    ch.image_token = cfg_.ids.image_context;
-    ch.n_logit_rows = 0;
-    decoder_->forward({ch});
+    decoder_->forward({Decoder::Chunk::rows(&prefix, ids.data(), positions.data(), S)
+                           .with_images(image_in_prefix ? rows[a].image_rows.data() : nullptr, image_in_prefix,
+                                        cfg_.ids.image_context)},
+                      scratch_);
     const double seconds = sw.seconds();
     for (size_t g : group) {
       grouped[g] = true;
@@ -352,39 +362,34 @@ std::vector<QueryResult> Engine::run_batch(const std::vector<Query>& queries,
       res[g].timings.shared_prefix_tokens = S;
     }
   }
+}
 
-  // 4. Decode: each step runs every active row's next chunk in one forward pass.
+// 4. Stacked decode: each step runs every active row's next chunk in one forward pass.
+void Engine::decode(std::vector<Row>& rows, std::vector<QueryResult>& res) const {
+  const int64_t H = cfg_.text.hidden;
   std::vector<size_t> active;
-  for (size_t b = 0; b < B; ++b)
+  for (size_t b = 0; b < rows.size(); ++b)
     if (!rows[b].gen->done()) active.push_back(b);
+  std::vector<Decoder::Chunk> chunks;
   while (!active.empty()) {
     Stopwatch sw;
-    std::vector<Decoder::Chunk> chunks;
+    chunks.clear();
     std::vector<StepTiming> step(active.size());
     for (size_t i = 0; i < active.size(); ++i) {
-      const size_t b = active[i];
-      Row& row = rows[b];
+      Row& row = rows[active[i]];
       const Generation::Plan& plan = row.gen->plan();
       row.logits.resize(static_cast<size_t>(plan.n_logit_rows * cfg_.text.vocab));
-      Decoder::Chunk ch;
-      ch.cache = &row.cache;
-      ch.ids = plan.ids.data();
-      ch.positions = plan.positions.data();
-      ch.q = static_cast<int64_t>(plan.ids.size());
-      ch.window = plan.window;
-      if (row.first) {
-        const int64_t remaining = static_cast<int64_t>(row.image_rows.size()) / H - row.image_rows_done;
-        ch.image_rows = row.image_rows.data() + row.image_rows_done * H;
-        ch.n_image_rows = remaining;
-        ch.image_token = cfg_.ids.image_context;
-      }
-      ch.n_logit_rows = plan.n_logit_rows;
-      ch.logits = row.logits.data();
+      Decoder::Chunk ch = Decoder::Chunk::rows(&row.cache, plan.ids.data(), plan.positions.data(),
+                                               static_cast<int64_t>(plan.ids.size()), plan.window)
+                              .with_logits(plan.n_logit_rows, row.logits.data());
+      if (row.first)
+        ch.with_images(row.image_rows.data() + row.image_rows_done * H,
+                       static_cast<int64_t>(row.image_rows.size()) / H - row.image_rows_done, cfg_.ids.image_context);
       chunks.push_back(ch);
       step[i].q_len = ch.q;
       step[i].mtp = plan.window > 0;
     }
-    decoder_->forward(chunks);
+    decoder_->forward(chunks, scratch_);
     std::vector<size_t> still;
     for (size_t i = 0; i < active.size(); ++i) {
       Row& row = rows[active[i]];
@@ -404,10 +409,11 @@ std::vector<QueryResult> Engine::run_batch(const std::vector<Query>& queries,
     }
     active.swap(still);
   }
+}
 
-  // 5. Answers, parsed items, timings.
-  const double elapsed = total.seconds();
-  for (size_t b = 0; b < B; ++b) {
+// 5. Answers, parsed and scored items, counts.
+void Engine::collect(std::vector<Row>& rows, std::vector<QueryResult>& res, double elapsed) const {
+  for (size_t b = 0; b < rows.size(); ++b) {
     QueryResult& r = res[b];
     r.generation = rows[b].gen->result();
     r.answer = tokenizer_.decode(r.generation.tokens);
@@ -418,7 +424,6 @@ std::vector<QueryResult> Engine::run_batch(const std::vector<Query>& queries,
     r.timings.forward_calls = r.generation.forward_calls;
     r.timings.total = elapsed;
   }
-  return res;
 }
 
 }  // namespace la

@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -141,6 +142,17 @@ class Engine {
   void make_networks(WeightLoader& loader);
   std::shared_ptr<const EncodedImage> encode(const ImageU8& image, Timings* timings) const;
 
+  // run_batch's steps, in order (engine.cpp).
+  struct Row;
+  using EncodedImages = std::unordered_map<ImageKey, std::shared_ptr<const EncodedImage>, ImageKeyHash>;
+  EncodedImages encode_images(const std::vector<Query>& queries, std::vector<Row>& rows,
+                              std::vector<QueryResult>& res);
+  void build_prompts(const std::vector<Query>& queries, const std::vector<GenerationOptions>& options,
+                     const EncodedImages& encoded, std::vector<Row>& rows, std::vector<QueryResult>& res) const;
+  void share_prefixes(std::vector<Row>& rows, std::vector<QueryResult>& res) const;
+  void decode(std::vector<Row>& rows, std::vector<QueryResult>& res) const;
+  void collect(std::vector<Row>& rows, std::vector<QueryResult>& res, double elapsed) const;
+
   EngineOptions options_;
   ModelConfig cfg_;
   Tokenizer tokenizer_;
@@ -153,6 +165,7 @@ class Engine {
   std::unique_ptr<Decoder> decoder_;
   std::unique_ptr<ThreadPool> pool_;
   std::mutex run_mu_;
+  mutable Decoder::Scratch scratch_;  // the decoder's buffers between steps (used under run_mu_)
   VisionCache vision_cache_;
   double load_seconds_ = 0;
   std::string threads_source_;
