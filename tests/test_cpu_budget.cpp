@@ -1,6 +1,7 @@
 // The default thread count: affinity mask, cgroup quota and environment caps.
 #include <gtest/gtest.h>
 
+#include "core/cpu.h"
 #include "core/cpu_budget.h"
 
 namespace la {
@@ -35,6 +36,18 @@ TEST(CpuBudget, TakesTheSmallestLimitAndSaysWhich) {
   b = thread_budget(4, std::nullopt, "zero", "0");  // not positive integers: ignored
   EXPECT_EQ(b.threads, 4);
   EXPECT_GE(default_thread_budget().threads, 1);
+}
+
+TEST(CpuIsa, OnePickForEveryKernelFamily) {
+  // The widest variant the cap and the CPU both allow; the scalar twin otherwise.
+  auto pick = [](Isa cap) {
+    return pick_isa<int>(cap, {{Isa::Avx512Vnni, 3}, {Isa::Avx512, 2}, {Isa::Avx2, 1}, {Isa::Scalar, 0}});
+  };
+  EXPECT_EQ(pick(Isa::Scalar), 0);
+  EXPECT_EQ(pick(Isa::Avx2), detected_isa() >= Isa::Avx2 ? 1 : 0);
+  EXPECT_EQ(pick(Isa::Avx512Vnni), static_cast<int>(detected_isa()));
+  // Families without a VNNI table take their AVX-512 one on a VNNI cap.
+  EXPECT_EQ(pick_isa<int>(Isa::Avx512Vnni, {{Isa::Avx512, 2}, {Isa::Scalar, 0}}), detected_isa() >= Isa::Avx512 ? 2 : 0);
 }
 
 }  // namespace

@@ -1,6 +1,9 @@
 // Run-time CPU feature detection and the one switch that picks a kernel ISA.
 #pragma once
 
+#include <initializer_list>
+#include <utility>
+
 namespace la {
 
 // Kernel instruction sets, in increasing order of capability.
@@ -17,5 +20,19 @@ Isa active_isa();
 
 // Caps the kernel ISA (tests use it to run the scalar twins); returns the previous cap.
 Isa set_isa_cap(Isa cap);
+
+// The one ISA pick every kernel family uses: the variant for the widest ISA that both `isa` allows
+// and this CPU has. `variants` are (ISA, table) pairs from the widest down; the last one, the scalar
+// twin, is taken when nothing wider qualifies.
+template <typename T>
+T pick_isa(Isa isa, std::initializer_list<std::pair<Isa, T>> variants) {
+  const Isa usable = static_cast<int>(isa) < static_cast<int>(detected_isa()) ? isa : detected_isa();
+  const std::pair<Isa, T>* last = nullptr;
+  for (const auto& v : variants) {
+    last = &v;
+    if (static_cast<int>(v.first) <= static_cast<int>(usable)) return v.second;
+  }
+  return last->second;
+}
 
 }  // namespace la

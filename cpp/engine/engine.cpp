@@ -31,7 +31,7 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
   const QuantPlan plan = QuantPlan::from_name(options.quantization);
   LA_CHECK(options.threads >= 0, InvalidArgument, "threads must be >= 0 (0 = all cores), got ", options.threads);
   blas_single_threaded();
-  if (blas_core_name() == "Prescott" && detected_isa() >= Isa::Avx2)
+  if (blas_runs_generic_kernels() && detected_isa() >= Isa::Avx2)
     notes_.push_back("OpenBLAS did not recognise this CPU and uses generic kernels (the vision tower runs several "
                      "times slower): set OPENBLAS_CORETYPE=SkylakeX (AVX-512) or Haswell (AVX2) before starting; "
                      "the Python package does this on import");

@@ -65,9 +65,9 @@ void attention_bidirectional(const float* q, const float* k, const float* v, int
 }
 
 const AttentionKernels& attention_kernels(Isa isa) {
-  if (isa >= Isa::Avx512 && detected_isa() >= Isa::Avx512) return attention_kernels_avx512();
-  if (isa >= Isa::Avx2 && detected_isa() >= Isa::Avx2) return attention_kernels_avx2();
-  return attention_kernels_scalar();
+  return *pick_isa<const AttentionKernels*>(isa, {{Isa::Avx512, &attention_kernels_avx512()},
+                                                  {Isa::Avx2, &attention_kernels_avx2()},
+                                                  {Isa::Scalar, &attention_kernels_scalar()}});
 }
 
 void attention_gqa(const float* q, int64_t rows, int64_t ldq, int heads, int kv_heads, int head_dim,

@@ -36,12 +36,18 @@ void sgemm_nn_serial(int64_t M, int64_t N, int64_t K, float alpha, const float* 
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-SgemmKernel sgemm_kernel(Isa isa) {
-  static const bool blas_generic = [] {
+bool blas_runs_generic_kernels() {
+  static const bool generic = [] {
     const std::string core = blas_core_name();
     return core == "Prescott" || core == "Core2" || core == "Nehalem" || core == "Katmai" || core.empty();
   }();
-  return isa >= Isa::Avx512 && detected_isa() >= Isa::Avx512 && blas_generic ? sgemm_kernel_avx512() : nullptr;
+  return generic;
+}
+
+SgemmKernel sgemm_kernel(Isa isa) {
+  // Our AVX-512 sgemm only where OpenBLAS runs generic kernels; nullptr = OpenBLAS.
+  return blas_runs_generic_kernels() ? pick_isa<SgemmKernel>(isa, {{Isa::Avx512, sgemm_kernel_avx512()}, {Isa::Scalar, nullptr}})
+                      : nullptr;
 }
 
 namespace {

@@ -29,5 +29,7 @@ void blas_single_threaded();
 
 // The kernel family OpenBLAS picked for this CPU ("SkylakeX", "Haswell", "Prescott", ...).
 std::string blas_core_name();
+// True when that family is a generic one (the distribution build did not recognise the CPU).
+bool blas_runs_generic_kernels();
 
 }  // namespace la

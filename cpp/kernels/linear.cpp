@@ -9,18 +9,8 @@
 namespace la {
 
 const LinearKernels& linear_kernels(Isa isa) {
-  switch (isa) {
-    case Isa::Avx512Vnni:
-    case Isa::Avx512:
-      if (detected_isa() >= Isa::Avx512) return linear_kernels_avx512();
-      [[fallthrough]];
-    case Isa::Avx2:
-      if (detected_isa() >= Isa::Avx2) return linear_kernels_avx2();
-      [[fallthrough]];
-    case Isa::Scalar:
-      break;
-  }
-  return linear_kernels_scalar();
+  return *pick_isa<const LinearKernels*>(
+      isa, {{Isa::Avx512, &linear_kernels_avx512()}, {Isa::Avx2, &linear_kernels_avx2()}, {Isa::Scalar, &linear_kernels_scalar()}});
 }
 
 void linear_strided(const float* x, int64_t M, int64_t ldx, int64_t K, const void* w, WeightFormat format,

@@ -216,21 +216,10 @@ void repack_gptq_q4(const int32_t* qweight, const uint16_t* scales, int64_t K, i
 }
 
 const QuantKernels& quant_kernels(Isa isa) {
-  const Isa det = detected_isa();
-  switch (isa) {
-    case Isa::Avx512Vnni:
-      if (det >= Isa::Avx512Vnni) return quant_kernels_avx512_vnni();
-      [[fallthrough]];
-    case Isa::Avx512:
-      if (det >= Isa::Avx512) return quant_kernels_avx512();
-      [[fallthrough]];
-    case Isa::Avx2:
-      if (det >= Isa::Avx2) return quant_kernels_avx2();
-      [[fallthrough]];
-    case Isa::Scalar:
-      break;
-  }
-  return quant_kernels_scalar();
+  return *pick_isa<const QuantKernels*>(isa, {{Isa::Avx512Vnni, &quant_kernels_avx512_vnni()},
+                                              {Isa::Avx512, &quant_kernels_avx512()},
+                                              {Isa::Avx2, &quant_kernels_avx2()},
+                                              {Isa::Scalar, &quant_kernels_scalar()}});
 }
 
 void quantise_activations(const float* x, int64_t M, int64_t K, int64_t ldx, BlockQ8A* out) {

@@ -4,9 +4,8 @@
 namespace la {
 
 const VmathKernels& vmath_kernels(Isa isa) {
-  if (isa >= Isa::Avx512 && detected_isa() >= Isa::Avx512) return vmath_kernels_avx512();
-  if (isa >= Isa::Avx2 && detected_isa() >= Isa::Avx2) return vmath_kernels_avx2();
-  return vmath_kernels_scalar();
+  return *pick_isa<const VmathKernels*>(
+      isa, {{Isa::Avx512, &vmath_kernels_avx512()}, {Isa::Avx2, &vmath_kernels_avx2()}, {Isa::Scalar, &vmath_kernels_scalar()}});
 }
 
 const VmathKernels& vmath() { return vmath_kernels(active_isa()); }
