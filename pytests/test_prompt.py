@@ -72,3 +72,17 @@ def test_visual_prompt_image_order(engine, fixtures_dir):
     text = tok.decode(ids)
     assert text.index("<image 1>") < text.index("<image 2>")
     assert ids.count(engine.image_token_id) == 7
+
+
+def test_one_question_builder_for_every_front_end():
+    from locateanything_native import prompts
+
+    assert prompts.question("detect", ["a", "b"]) == prompts.question("detect", "a</c>b") == \
+        "Locate all the instances that matches the following description: a</c>b."
+    assert prompts.question("ground-single", "the cat") == prompts.question("ground_single", "the cat")
+    assert prompts.question("detect_text") == "Detect all the text in box format."
+    assert prompts.question("detect", []) == "Locate all the instances that matches the following description: ."
+    with pytest.raises(ValueError, match="unknown task 'segment'"):
+        prompts.question("segment", "x")
+    with pytest.raises(ValueError, match="needs its phrase"):
+        prompts.question("point")

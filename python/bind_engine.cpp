@@ -200,35 +200,37 @@ std::vector<ImageU8> images_from(const ::py::list& images) {
   return out;
 }
 
-SamplingParams sampling_from(float temperature, float top_p, int top_k, float repetition_penalty) {
-  LA_CHECK(temperature >= 0.0f && std::isfinite(temperature), InvalidArgument, "temperature must be >= 0, got ",
-           temperature, " (0 = greedy)");
-  LA_CHECK(top_p > 0.0f && top_p <= 1.0f, InvalidArgument, "top_p must be in (0, 1], got ", top_p,
-           " (1 = no nucleus filtering)");
-  LA_CHECK(top_k >= 0, InvalidArgument, "top_k must be >= 0, got ", top_k, " (0 = off)");
-  LA_CHECK(repetition_penalty > 0.0f && std::isfinite(repetition_penalty), InvalidArgument,
-           "repetition_penalty must be > 0, got ", repetition_penalty, " (1 = off)");
-  SamplingParams s;
-  s.temperature = temperature;
-  s.top_p = top_p;
-  s.top_k = top_k;
-  s.repetition_penalty = repetition_penalty;
-  return s;
-}
-
 GenerationOptions generation_options(const std::string& generation_mode, int64_t max_new_tokens, float temperature,
                                      float top_p, int top_k, float repetition_penalty, uint64_t seed, bool loop_guard,
                                      bool record_steps) {
-  LA_CHECK(max_new_tokens >= 0 && max_new_tokens <= (1 << 24), InvalidArgument,
-           "max_new_tokens must be in [0, 16777216], got ", max_new_tokens);
   GenerationOptions g;
   g.mode = parse_generation_mode(generation_mode);
   g.max_new_tokens = max_new_tokens;
-  g.sampling = sampling_from(temperature, top_p, top_k, repetition_penalty);
+  g.sampling.temperature = temperature;
+  g.sampling.top_p = top_p;
+  g.sampling.top_k = top_k;
+  g.sampling.repetition_penalty = repetition_penalty;
   g.seed = seed;
   g.loop_guard = loop_guard;
   g.record_steps = record_steps;
+  g.validate();
   return g;
+}
+
+// The defaults every front end shows, from the one struct that holds them.
+const GenerationOptions kDefaults{};
+
+::py::dict generation_defaults() {
+  ::py::dict d;
+  d["generation_mode"] = generation_mode_name(kDefaults.mode);
+  d["max_new_tokens"] = kDefaults.max_new_tokens;
+  d["temperature"] = kDefaults.sampling.temperature;
+  d["top_p"] = kDefaults.sampling.top_p;
+  d["top_k"] = kDefaults.sampling.top_k;
+  d["repetition_penalty"] = kDefaults.sampling.repetition_penalty;
+  d["loop_guard"] = kDefaults.loop_guard;
+  d["max_new_tokens_limit"] = GenerationOptions::kMaxNewTokensLimit;
+  return d;
 }
 
 template <typename T>
@@ -329,10 +331,12 @@ void register_engine(::py::module_& m) {
             ::py::gil_scoped_release release;
             return e.run(q, g);
           },
-          ::py::arg("images"), ::py::arg("question"), ::py::arg("generation_mode") = "hybrid",
-          ::py::arg("max_new_tokens") = 2048, ::py::arg("temperature") = 0.0f, ::py::arg("top_p") = 1.0f,
-          ::py::arg("top_k") = 0, ::py::arg("repetition_penalty") = 1.0f, ::py::arg("seed") = 0,
-          ::py::arg("loop_guard") = false, ::py::arg("record_steps") = false, ::py::arg("chat_template") = "worker",
+          ::py::arg("images"), ::py::arg("question"),
+          ::py::arg("generation_mode") = std::string(generation_mode_name(kDefaults.mode)),
+          ::py::arg("max_new_tokens") = kDefaults.max_new_tokens, ::py::arg("temperature") = kDefaults.sampling.temperature,
+          ::py::arg("top_p") = kDefaults.sampling.top_p, ::py::arg("top_k") = kDefaults.sampling.top_k,
+          ::py::arg("repetition_penalty") = kDefaults.sampling.repetition_penalty, ::py::arg("seed") = 0,
+          ::py::arg("loop_guard") = kDefaults.loop_guard, ::py::arg("record_steps") = false, ::py::arg("chat_template") = "worker",
           "Runs the whole pipeline on images (list of H×W×C uint8 arrays; the first is the image, the rest "
           "visual prompts) and a question.")
       .def(
@@ -363,9 +367,11 @@ void register_engine(::py::module_& m) {
             ::py::gil_scoped_release release;
             return e.run_batch(queries, opts);
           },
-          ::py::arg("requests"), ::py::arg("generation_mode") = "hybrid", ::py::arg("max_new_tokens") = 2048,
-          ::py::arg("temperature") = 0.0f, ::py::arg("top_p") = 1.0f, ::py::arg("top_k") = 0,
-          ::py::arg("repetition_penalty") = 1.0f, ::py::arg("seed") = 0, ::py::arg("loop_guard") = false,
+          ::py::arg("requests"), ::py::arg("generation_mode") = std::string(generation_mode_name(kDefaults.mode)),
+          ::py::arg("max_new_tokens") = kDefaults.max_new_tokens, ::py::arg("temperature") = kDefaults.sampling.temperature,
+          ::py::arg("top_p") = kDefaults.sampling.top_p, ::py::arg("top_k") = kDefaults.sampling.top_k,
+          ::py::arg("repetition_penalty") = kDefaults.sampling.repetition_penalty, ::py::arg("seed") = 0,
+          ::py::arg("loop_guard") = kDefaults.loop_guard,
           ::py::arg("record_steps") = false, ::py::arg("chat_template") = "worker",
           "Runs many requests ({'images': [...], 'question': str, optional per-row overrides of the keyword "
           "options}) together; each row is token-identical to running it alone.")
@@ -499,6 +505,19 @@ void register_engine(::py::module_& m) {
         "ground_gui, ground_gui_point, point, detect_visual_prompt).");
   m.def("join_categories", &join_categories, ::py::arg("categories"), "Categories joined with </c>, as detect().");
   m.attr("QUANTIZATIONS") = ::py::cast(quantization_names());
+  m.attr("GENERATION_DEFAULTS") = generation_defaults();
+  m.def(
+      "check_generation",
+      [](const std::string& generation_mode, int64_t max_new_tokens, float temperature, float top_p, int top_k,
+         float repetition_penalty) {
+        generation_options(generation_mode, max_new_tokens, temperature, top_p, top_k, repetition_penalty, 0, false,
+                           false);
+      },
+      ::py::arg("generation_mode") = std::string(generation_mode_name(kDefaults.mode)),
+      ::py::arg("max_new_tokens") = kDefaults.max_new_tokens, ::py::arg("temperature") = kDefaults.sampling.temperature,
+      ::py::arg("top_p") = kDefaults.sampling.top_p, ::py::arg("top_k") = kDefaults.sampling.top_k,
+      ::py::arg("repetition_penalty") = kDefaults.sampling.repetition_penalty,
+      "ValueError naming the first generation option out of range (the checks every run makes).");
   m.def("default_thread_budget", [] {
     const ThreadBudget b = default_thread_budget();
     return ::py::make_tuple(b.threads, b.source);

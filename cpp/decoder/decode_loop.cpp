@@ -4,6 +4,7 @@
 #include <limits>
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/error.h"
 
@@ -183,6 +184,19 @@ std::string classify_ar_token(int32_t t, const TokenIds& ids, GenerationMode mod
     return "im_end";
   }
   return t == ids.im_end ? "im_end" : "continue_ar";
+}
+
+void GenerationOptions::validate() const {
+  LA_CHECK(max_new_tokens >= 0 && max_new_tokens <= kMaxNewTokensLimit, InvalidArgument,
+           "max_new_tokens must be in [0, ", kMaxNewTokensLimit, "], got ", max_new_tokens);
+  const SamplingParams& s = sampling;
+  LA_CHECK(s.temperature >= 0.0f && std::isfinite(s.temperature), InvalidArgument, "temperature must be >= 0, got ",
+           s.temperature, " (0 = greedy)");
+  LA_CHECK(s.top_p > 0.0f && s.top_p <= 1.0f, InvalidArgument, "top_p must be in (0, 1], got ", s.top_p,
+           " (1 = no nucleus filtering)");
+  LA_CHECK(s.top_k >= 0, InvalidArgument, "top_k must be >= 0, got ", s.top_k, " (0 = off)");
+  LA_CHECK(s.repetition_penalty > 0.0f && std::isfinite(s.repetition_penalty), InvalidArgument,
+           "repetition_penalty must be > 0, got ", s.repetition_penalty, " (1 = off)");
 }
 
 Generation::Generation(std::vector<int32_t> prompt, const GenerationOptions& options, const TokenIds& ids,

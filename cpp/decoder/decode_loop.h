@@ -20,6 +20,9 @@ enum class GenerationMode { Slow, Fast, Hybrid };
 GenerationMode parse_generation_mode(const std::string& name);
 const char* generation_mode_name(GenerationMode mode);
 
+// How one query is decoded. The defaults are the reference generate()'s (hybrid, 2048 new tokens,
+// greedy, no top-p/top-k, no repetition penalty); this struct is their one home: the Python engine,
+// worker and CLI read them from here (_core.GENERATION_DEFAULTS) and validate through validate().
 struct GenerationOptions {
   GenerationMode mode = GenerationMode::Hybrid;
   int64_t max_new_tokens = 2048;
@@ -28,6 +31,10 @@ struct GenerationOptions {
   bool loop_guard = false;    // stop a run of identical repeated boxes (off: reference behaviour)
   int loop_guard_repeats = 8;  // identical consecutive boxes tolerated before the guard stops
   bool record_steps = false;  // keep a StepRecord per forward
+
+  static constexpr int64_t kMaxNewTokensLimit = int64_t{1} << 24;
+  // InvalidArgument naming the first out-of-range value and what it means (0 = greedy, ...).
+  void validate() const;
 };
 
 // Route of an MTP block decision (spec-decoding §4.7).

@@ -37,12 +37,14 @@ from . import _core
 from .checkpoint import demo_checkpoint
 from .console import LoadReporter
 from .engine import Engine, prepare
+from .prompts import question
 from .images import image_size, to_array
 from .models import DOWNLOAD_HINT, ENV_VAR
 
 TASKS = ("detect", "ground-single", "ground-multi", "ground-text", "detect-text", "ground-gui", "point", "raw")
 # The engine's names when it says them (the "-visf" variants keep the vision tower in float32).
 QUANTIZATIONS = tuple(_core.QUANTIZATIONS)
+DEFAULTS = _core.GENERATION_DEFAULTS
 # `locateanything <word> ...` hands the rest of the command line to locateanything_native.eval.cli.
 SUBCOMMANDS = ("eval", "metrics", "prepare")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
@@ -88,13 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", nargs="+", action="append", metavar="WORD",
                    help="the whole question for --task raw (quotes optional)")
     p.add_argument("--gui-output", choices=("box", "point"), default="box", help="--task ground-gui answers boxes or points")
-    p.add_argument("--generation-mode", choices=("hybrid", "fast", "slow"), default="hybrid")
+    p.add_argument("--generation-mode", choices=("hybrid", "fast", "slow"), default=DEFAULTS["generation_mode"])
     p.add_argument("--max-new-tokens", type=int, default=None,
-                   help=f"generation limit (default 2048; {DEMO_MAX_NEW_TOKENS} with --demo)")
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default); > 0 samples")
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--top-k", type=int, default=0, help="0 = off")
-    p.add_argument("--repetition-penalty", type=float, default=1.0, help="1 = off (the official worker uses 1.1)")
+                   help=f"generation limit (default {DEFAULTS['max_new_tokens']}; {DEMO_MAX_NEW_TOKENS} with --demo)")
+    p.add_argument("--temperature", type=float, default=DEFAULTS["temperature"], help="0 = greedy (default); > 0 samples")
+    p.add_argument("--top-p", type=float, default=DEFAULTS["top_p"])
+    p.add_argument("--top-k", type=int, default=DEFAULTS["top_k"], help="0 = off")
+    p.add_argument("--repetition-penalty", type=float, default=DEFAULTS["repetition_penalty"],
+                   help="1 = off (the official worker uses 1.1)")
     p.add_argument("--seed", type=int, default=0,
                    help="sampling seed (with --temperature > 0); default: a fresh stream seeded with 0")
     p.add_argument("--chat-template", choices=("worker", "eval"), default="worker",
@@ -141,32 +144,29 @@ def check_numbers(args) -> None:
         raise UsageError(f"--threads must be >= 0 (0 = all cores), got {args.threads}")
     if args.max_image_side < 0:
         raise UsageError(f"--max-image-side must be >= 0 (0 = off), got {args.max_image_side}")
-    if not args.temperature >= 0:
-        raise UsageError(f"--temperature must be >= 0 (0 = greedy), got {args.temperature}")
-    if not 0 < args.top_p <= 1:
-        raise UsageError(f"--top-p must be in (0, 1], got {args.top_p}")
-    if args.top_k < 0:
-        raise UsageError(f"--top-k must be >= 0 (0 = off), got {args.top_k}")
-    if not args.repetition_penalty > 0:
-        raise UsageError(f"--repetition-penalty must be > 0 (1 = off), got {args.repetition_penalty}")
+    # The engine's own checks (one home: GenerationOptions in the C++ core), named as options here.
+    try:
+        _core.check_generation(args.generation_mode, args.max_new_tokens or 1, args.temperature, args.top_p, args.top_k,
+                               args.repetition_penalty)
+    except ValueError as exc:
+        raise UsageError("--" + str(exc).replace("_", "-", 2)) from None
 
 
 def question_for(args) -> str:
     if args.task == "detect":
         if not args.categories:
             raise UsageError("--task detect needs --categories (e.g. --categories person car)")
-        return _core.task_prompt("detect", _core.join_categories(args.categories))
+        return question("detect", args.categories)
     if args.task == "detect-text":
-        return _core.task_prompt("detect_text", "")
+        return question("detect_text")
     if args.task == "raw":
         if not args.prompt:
             raise UsageError('--task raw needs --prompt (e.g. --prompt "Point to: the red door.")')
         return args.prompt
     if not args.phrase:
         raise UsageError(f'--task {args.task} needs --phrase (e.g. --phrase "the red car")')
-    task = {"ground-single": "ground_single", "ground-multi": "ground_multi", "ground-text": "ground_text",
-            "point": "point", "ground-gui": "ground_gui_point" if args.gui_output == "point" else "ground_gui"}[args.task]
-    return _core.task_prompt(task, args.phrase)
+    task = "ground_gui_point" if args.task == "ground-gui" and args.gui_output == "point" else args.task
+    return question(task, args.phrase)
 
 
 def list_images(paths: list[str]) -> tuple[list[pathlib.Path], bool]:
@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         target = DrawTarget(args.draw, folder=len(sources) > 1 or had_folder or pathlib.Path(args.draw).is_dir()
                             or not pathlib.Path(args.draw).suffix) if args.draw else None
         if args.max_new_tokens is None:
-            args.max_new_tokens = DEMO_MAX_NEW_TOKENS if args.demo else 2048
+            args.max_new_tokens = DEMO_MAX_NEW_TOKENS if args.demo else DEFAULTS["max_new_tokens"]
     except UsageError as exc:
         print(f"error: {exc}\n(see: locateanything --help)", file=sys.stderr)
         return 2

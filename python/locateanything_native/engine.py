@@ -10,8 +10,12 @@ import numpy as np
 from . import _core
 from .images import to_array
 from .models import find_model
+from .prompts import question
 
 log = logging.getLogger("locateanything_native")
+
+# Decoding defaults of the reference generate(), from their one home (GenerationOptions in the core).
+DEFAULTS = _core.GENERATION_DEFAULTS
 
 # A load reports stage, fraction and message; see Engine(progress=...).
 ProgressFn = Callable[[str, float, str], None]
@@ -112,14 +116,14 @@ class Engine:
         question: str,
         *,
         visual_prompts: Sequence = (),
-        generation_mode: str = "hybrid",
-        max_new_tokens: int = 2048,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        top_k: int = 0,
-        repetition_penalty: float = 1.0,
+        generation_mode: str = DEFAULTS["generation_mode"],
+        max_new_tokens: int = DEFAULTS["max_new_tokens"],
+        temperature: float = DEFAULTS["temperature"],
+        top_p: float = DEFAULTS["top_p"],
+        top_k: int = DEFAULTS["top_k"],
+        repetition_penalty: float = DEFAULTS["repetition_penalty"],
         seed: Optional[int] = None,
-        loop_guard: bool = False,
+        loop_guard: bool = DEFAULTS["loop_guard"],
         record_steps: bool = False,
         chat_template: str = "worker",
     ) -> _core.Result:
@@ -175,29 +179,31 @@ class Engine:
         """Keeps image encodings across calls, up to `megabytes` of features (0 = off)."""
         self.core.set_vision_cache(int(megabytes * (1 << 20)))
 
-    # ---- tasks (the official worker's prompts) ----
+    # ---- tasks (the official worker's prompts, from prompts.question) ----
+    def ask(self, image, task: str, arg=None, **kw) -> _core.Result:
+        """Runs `task` (detect, ground_single, ..., see prompts.TASKS) with its categories or phrase."""
+        return self.run(image, question(task, arg), **kw)
+
     def detect(self, image, categories: Iterable[str] | str, **kw) -> _core.Result:
-        cats = categories if isinstance(categories, str) else _core.join_categories(list(categories))
-        return self.run(image, _core.task_prompt("detect", cats), **kw)
+        return self.ask(image, "detect", categories, **kw)
 
     def ground_single(self, image, phrase: str, **kw) -> _core.Result:
-        return self.run(image, _core.task_prompt("ground_single", phrase), **kw)
+        return self.ask(image, "ground_single", phrase, **kw)
 
     def ground_multi(self, image, phrase: str, **kw) -> _core.Result:
-        return self.run(image, _core.task_prompt("ground_multi", phrase), **kw)
+        return self.ask(image, "ground_multi", phrase, **kw)
 
     def ground_text(self, image, phrase: str, **kw) -> _core.Result:
-        return self.run(image, _core.task_prompt("ground_text", phrase), **kw)
+        return self.ask(image, "ground_text", phrase, **kw)
 
     def detect_text(self, image, **kw) -> _core.Result:
-        return self.run(image, _core.task_prompt("detect_text", ""), **kw)
+        return self.ask(image, "detect_text", **kw)
 
     def ground_gui(self, image, phrase: str, output_type: str = "box", **kw) -> _core.Result:
-        task = "ground_gui_point" if output_type == "point" else "ground_gui"
-        return self.run(image, _core.task_prompt(task, phrase), **kw)
+        return self.ask(image, "ground_gui_point" if output_type == "point" else "ground_gui", phrase, **kw)
 
     def point(self, image, phrase: str, **kw) -> _core.Result:
-        return self.run(image, _core.task_prompt("point", phrase), **kw)
+        return self.ask(image, "point", phrase, **kw)
 
     # ---- stages, for parity work and notebooks ----
     def preprocess(self, image) -> tuple[np.ndarray, tuple[int, int]]:

@@ -8,7 +8,12 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from . import _core
-from .engine import Engine
+from .engine import DEFAULTS, Engine
+from .prompts import question
+
+# The sampling the official worker and evaluation scripts use by default (their predict() signature and
+# build_generate_kwargs); the engine's own defaults are greedy.
+OFFICIAL_SAMPLING = {"temperature": 0.7, "top_p": 0.9, "repetition_penalty": 1.1}
 from .images import _is_pil, image_size, to_array
 
 _BOX_RE = re.compile(r"<box><(\d+)><(\d+)><(\d+)><(\d+)></box>")
@@ -226,12 +231,12 @@ class LocateAnythingWorker:
         self,
         image,
         question: str,
-        generation_mode: str = "hybrid",
-        max_new_tokens: int = 2048,
-        temperature: float = 0.7,
-        top_p: float = 0.9,
+        generation_mode: str = DEFAULTS["generation_mode"],
+        max_new_tokens: int = DEFAULTS["max_new_tokens"],
+        temperature: float = OFFICIAL_SAMPLING["temperature"],
+        top_p: float = OFFICIAL_SAMPLING["top_p"],
         top_k: int = 0,
-        repetition_penalty: float = 1.1,
+        repetition_penalty: float = OFFICIAL_SAMPLING["repetition_penalty"],
         verbose: bool = True,
         visual_prompt=None,
         visual_prompt_box: Optional[Sequence[float]] = None,
@@ -292,12 +297,12 @@ class LocateAnythingWorker:
     def predict_batch(
         self,
         requests: list,
-        generation_mode: str = "hybrid",
-        max_new_tokens: int = 2048,
-        temperature: float = 0.7,
-        top_p: float = 0.9,
+        generation_mode: str = DEFAULTS["generation_mode"],
+        max_new_tokens: int = DEFAULTS["max_new_tokens"],
+        temperature: float = OFFICIAL_SAMPLING["temperature"],
+        top_p: float = OFFICIAL_SAMPLING["top_p"],
         top_k: int = 0,
-        repetition_penalty: float = 1.1,
+        repetition_penalty: float = OFFICIAL_SAMPLING["repetition_penalty"],
         scheduler: Optional[str] = None,
         group_size: Optional[int] = None,
         verbose: bool = True,
@@ -323,7 +328,7 @@ class LocateAnythingWorker:
     # ---- convenience methods for each task (the official prompts) ----
     def detect(self, image, categories: list[str], **kwargs) -> dict:
         """Object detection / document layout analysis."""
-        return self.predict(image, _core.task_prompt("detect", "</c>".join(categories)), **kwargs)
+        return self.predict(image, question("detect", list(categories)), **kwargs)
 
     def detect_visual_prompt(
         self,
@@ -338,7 +343,7 @@ class LocateAnythingWorker:
             raise ValueError("detect_visual_prompt requires visual_prompt or visual_prompt_box")
         return self.predict(
             image,
-            _core.task_prompt("detect_visual_prompt", ""),
+            question("detect_visual_prompt"),
             visual_prompt=visual_prompt,
             visual_prompt_box=visual_prompt_box,
             visual_prompt_box_format=visual_prompt_box_format,
@@ -347,36 +352,33 @@ class LocateAnythingWorker:
 
     def detect_batch(self, requests: list, **kwargs) -> list[dict]:
         """Batch detection over `(image, categories)` pairs (a list of labels or a pre-joined str)."""
-        pairs = []
-        for image, categories in requests:
-            cats = categories if isinstance(categories, str) else "</c>".join(categories)
-            pairs.append((image, _core.task_prompt("detect", cats)))
+        pairs = [(image, question("detect", categories)) for image, categories in requests]
         return self.predict_batch(pairs, **kwargs)
 
     def ground_single(self, image, phrase: str, **kwargs) -> dict:
         """Phrase grounding, single instance."""
-        return self.predict(image, _core.task_prompt("ground_single", phrase), **kwargs)
+        return self.predict(image, question("ground_single", phrase), **kwargs)
 
     def ground_multi(self, image, phrase: str, **kwargs) -> dict:
         """Phrase grounding, multiple instances."""
-        return self.predict(image, _core.task_prompt("ground_multi", phrase), **kwargs)
+        return self.predict(image, question("ground_multi", phrase), **kwargs)
 
     def ground_text(self, image, phrase: str, **kwargs) -> dict:
         """Text grounding."""
-        return self.predict(image, _core.task_prompt("ground_text", phrase), **kwargs)
+        return self.predict(image, question("ground_text", phrase), **kwargs)
 
     def detect_text(self, image, **kwargs) -> dict:
         """Scene text detection."""
-        return self.predict(image, _core.task_prompt("detect_text", ""), **kwargs)
+        return self.predict(image, question("detect_text"), **kwargs)
 
     def ground_gui(self, image, phrase: str, output_type: str = "box", **kwargs) -> dict:
         """GUI grounding (box or point)."""
         task = "ground_gui_point" if output_type == "point" else "ground_gui"
-        return self.predict(image, _core.task_prompt(task, phrase), **kwargs)
+        return self.predict(image, question(task, phrase), **kwargs)
 
     def point(self, image, phrase: str, **kwargs) -> dict:
         """Pointing."""
-        return self.predict(image, _core.task_prompt("point", phrase), **kwargs)
+        return self.predict(image, question("point", phrase), **kwargs)
 
     # ---- parsing (identical to the official static methods) ----
     @staticmethod
