@@ -6,7 +6,8 @@
 
 The official pipeline (Embodied/evaluation) goes answer → `extracted_predictions` (inference_detection_ddp.py
 and inference_grounding_ddp.py, `parse_prediction`) → detections (utils/convert_coco_lvis_to_standard_format.py).
-This module reproduces both steps:
+This module reproduces both steps (the parsing rules live in `locateanything_native.eval.parsing`, shared by
+the evaluation runner):
 
 * Only boxes that follow a label count: `<ref>label</ref>` then one or more `<box>…</box>`. Boxes without a
   ref before them (and anything after a non-box token) are dropped, as the official regex does.
@@ -28,46 +29,20 @@ Detections are listed per image in input order, then per label in order of first
 """
 from __future__ import annotations
 
-import re
 from typing import Iterable, Mapping, Sequence
 
-_REF_RE = re.compile(r"<ref>([^<]+)</ref>((?:<box>.*?</box>)+)")
-_NUM = r"<\s*([0-9]+(?:\.[0-9]+)?)\s*>\s*"
-_BOX4_RE = re.compile(r"<box>\s*" + _NUM * 4 + r"</box>")
-_BOX2_RE = re.compile(r"<box>\s*" + _NUM * 2 + r"</box>")
-_MAX_COORD = 10000.0
+from .eval.parsing import parse_prediction
+
 OFFICIAL_SCORE = 0.2
-
-
-def _to_pixels(values: Sequence[float], width: float, height: float) -> list[float]:
-    out = []
-    for i, v in enumerate(values):
-        size = width if i % 2 == 0 else height
-        out.append(max(0.0, min(v * size / 1000.0, size - 1.0)))
-    return out
 
 
 def extract_predictions(answer: str, width: float, height: float, points: bool = False) -> dict[str, list[list[float]]]:
     """`{label: [[x1, y1, x2, y2], ...]}` in pixels of a width × height image, as the official `parse_prediction`.
 
     With `points=True` two-coordinate answers are kept too, as `[x, y]` (the grounding script lists a ref's
-    points before its boxes)."""
-    result: dict[str, list[list[float]]] = {}
-    for label, boxes in _REF_RE.findall(answer):
-        items = []
-        if points:
-            for m in _BOX2_RE.findall(boxes):
-                v = [float(s) for s in m]
-                if all(0.0 <= c <= _MAX_COORD for c in v):
-                    items.append(_to_pixels(v, width, height))
-        for m in _BOX4_RE.findall(boxes):
-            v = [float(s) for s in m]
-            if all(0.0 <= c <= _MAX_COORD for c in v):
-                x1, y1, x2, y2 = _to_pixels(v, width, height)
-                items.append([min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)])
-        if items:
-            result.setdefault(label, []).extend(items)
-    return result
+    points before its boxes). This is `locateanything_native.eval.parse_prediction`, the package's one parser
+    (a value clamped to the image edge is the int 0 or size − 1, as in the official records)."""
+    return parse_prediction(answer, width, height, points=points)
 
 
 def _normalise(name: str) -> str:
