@@ -238,9 +238,8 @@ T get_or(const ::py::dict& d, const char* key, T fallback) {
   return d.contains(key) && !d[key].is_none() ? d[key].cast<T>() : fallback;
 }
 
-}  // namespace
-
-void register_engine(::py::module_& m) {
+// The Result class: attributes, to_dict(), pickling and copies.
+void register_result(::py::module_& m) {
   ::py::class_<QueryResult>(m, "Result", "Outcome of one query: answer, parsed items, timings, decoding trace.")
       .def_readonly("answer", &QueryResult::answer)
       .def_readonly("prompt_ids", &QueryResult::prompt_ids)
@@ -288,7 +287,10 @@ void register_engine(::py::module_& m) {
       .def("__repr__", [](const QueryResult& r) {
         return "<Result answer=" + std::string(::py::repr(::py::str(r.answer))) + " stop=" + r.generation.stop_reason + ">";
       });
+}
 
+// The Engine class: construction (with load progress), run / run_batch and every pipeline stage.
+void register_engine_class(::py::module_& m) {
   ::py::class_<Engine>(m, "Engine", "A loaded LocateAnything checkpoint; load once, run many queries.")
       .def(::py::init([](const std::string& model_dir, int threads, const std::string& quantization,
                          size_t vision_cache_bytes, const std::string& packed_cache, ::py::object progress) {
@@ -504,6 +506,57 @@ void register_engine(::py::module_& m) {
         "The official worker's prompt for a task (detect, ground_single, ground_multi, ground_text, detect_text, "
         "ground_gui, ground_gui_point, point, detect_visual_prompt).");
   m.def("join_categories", &join_categories, ::py::arg("categories"), "Categories joined with </c>, as detect().");
+}
+
+// The package's one answer parser, by rule: "worker" (the official worker's parse_boxes / parse_points,
+// with labels; what Result.boxes uses), "eval" (the evaluation scripts' parse_prediction) and
+// "eval_boxes" (the detection script's, boxes only).
+::py::list parse_answer_py(const std::string& answer, double width, double height, const std::string& rule) {
+  ::py::list out;
+  if (rule == "worker") {
+    for (const Detection& d : parse_answer(answer, static_cast<int>(width), static_cast<int>(height))) {
+      ::py::dict item;
+      item["kind"] = d.kind == Detection::Kind::Box ? "box" : d.kind == Detection::Kind::Point ? "point" : "none";
+      item["label"] = d.label;
+      item["values"] = d.kind == Detection::Kind::Box     ? std::vector<int>(d.raw, d.raw + 4)
+                       : d.kind == Detection::Kind::Point ? std::vector<int>(d.raw, d.raw + 2)
+                                                          : std::vector<int>{};
+      item["pixels"] = d.kind == Detection::Kind::Box     ? std::vector<double>{d.x1, d.y1, d.x2, d.y2}
+                       : d.kind == Detection::Kind::Point ? std::vector<double>{d.x1, d.y1}
+                                                          : std::vector<double>{};
+      out.append(item);
+    }
+    return out;
+  }
+  LA_CHECK(rule == "eval" || rule == "eval_boxes", InvalidArgument, "unknown parse rule '", rule,
+           "': use 'worker', 'eval' or 'eval_boxes'");
+  for (const EvalItem& e : parse_answer_eval(answer, width, height, rule == "eval")) {
+    const int n = e.is_point ? 2 : 4;
+    ::py::list pixels, values;
+    for (int k = 0; k < n; ++k) {
+      // A clamped value is the int bound, as the scripts' JSON writes it.
+      pixels.append(e.integral[k] ? ::py::object(::py::int_(static_cast<int64_t>(e.pixels[k])))
+                                  : ::py::object(::py::float_(e.pixels[k])));
+      values.append(e.values[k]);
+    }
+    ::py::dict item;
+    item["kind"] = e.is_point ? "point" : "box";
+    item["label"] = e.label;
+    item["values"] = values;
+    item["pixels"] = pixels;
+    item["start"] = e.start;
+    out.append(item);
+  }
+  return out;
+}
+
+// Module-level names: quantisations, generation defaults and checks, task prompts, ISA, thread budget.
+void register_functions(::py::module_& m) {
+  m.def("parse_answer", &parse_answer_py, ::py::arg("answer"), ::py::arg("width"), ::py::arg("height"),
+        ::py::arg("rule") = "worker",
+        "Items of an answer as [{kind, label, values, pixels[, start]}], by rule: 'worker' (the official "
+        "worker's parse_boxes / parse_points, labels carried from the last <ref>), 'eval' (the evaluation "
+        "scripts' parse_prediction: labelled runs, clamped, corners ordered) or 'eval_boxes' (boxes only).");
   m.attr("QUANTIZATIONS") = ::py::cast(quantization_names());
   m.attr("GENERATION_DEFAULTS") = generation_defaults();
   m.def(
@@ -523,6 +576,15 @@ void register_engine(::py::module_& m) {
     return ::py::make_tuple(b.threads, b.source);
   }, "(threads, source): the thread count an engine takes by default in this process, and why.");
   m.def("isa", [] { return std::string(isa_name(active_isa())); }, "The kernel instruction set in use.");
+}
+
+}  // namespace
+
+void register_engine(::py::module_& m) {
+  register_result(m);
+  register_engine_class(m);
+  register_functions(m);
+
 }
 
 }  // namespace la::py

@@ -86,5 +86,27 @@ TEST(AnswerParser, ScoresAreGeometricMeansOfCoordinateProbabilities) {
   EXPECT_TRUE(std::isnan(e[0].score));
 }
 
+TEST(AnswerParser, EvalRuleTakesLabelledRunsClampsAndOrders) {
+  // A run: its points first, then its boxes; values with spaces and decimals; clamped, corners ordered.
+  auto items = parse_answer_eval("<ref>car</ref><box><900><800><100><50></box><box>< 5.5 ><2000></box>x"
+                                 "<box><1><2><3><4></box><ref>dog</ref>text<box><1><2></box>",
+                                 100, 50);
+  ASSERT_EQ(items.size(), 2u);  // the box after "x" has no ref run; "dog" is not followed by a box
+  EXPECT_TRUE(items[0].is_point);
+  EXPECT_DOUBLE_EQ(items[0].pixels[0], 0.55);
+  EXPECT_DOUBLE_EQ(items[0].pixels[1], 49);  // 2000/1000·50 = 100 → clamped to size − 1
+  EXPECT_TRUE(items[0].integral[1]);
+  EXPECT_FALSE(items[1].is_point);
+  EXPECT_EQ(items[1].label, "car");
+  EXPECT_DOUBLE_EQ(items[1].pixels[0], 10);  // ordered: min(90, 10)
+  EXPECT_DOUBLE_EQ(items[1].pixels[2], 90);
+  EXPECT_DOUBLE_EQ(items[1].pixels[1], 2.5);
+  EXPECT_DOUBLE_EQ(items[1].pixels[3], 40);
+  // Boxes only (the detection script), values above 10000 dropped, a run ends at a line break.
+  EXPECT_EQ(parse_answer_eval("<ref>a</ref><box><1><2></box><box><1><2><3><4></box>", 10, 10, false).size(), 1u);
+  EXPECT_TRUE(parse_answer_eval("<ref>a</ref><box><10001><2><3><4></box>", 10, 10).empty());
+  EXPECT_TRUE(parse_answer_eval("<ref>a</ref><box><1><2>\n<3><4></box>", 10, 10).empty());
+}
+
 }  // namespace
 }  // namespace la

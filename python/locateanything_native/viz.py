@@ -1,33 +1,28 @@
 """Drawing results onto images with Pillow: a translucent box per detection, its label, a dot per point."""
 from __future__ import annotations
 
-import re
 import zlib
 
 import numpy as np
 
+from . import _core
 from .images import to_array
 
 # Distinct colours (no greys, which vanish on grey images); a label picks one by a stable hash, see label_color.
 _COLORS = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
            (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (220, 190, 255),
            (170, 110, 40), (128, 0, 0), (170, 255, 195), (128, 128, 0), (255, 215, 180), (0, 0, 128)]
-# A ref's label applies to every box after it until the next ref (as the engine's parser).
-_ITEM_RE = re.compile(r"<ref>(.*?)</ref>|<box><(\d+)><(\d+)>(?:<(\d+)><(\d+)>)?</box>")
 
 
 def _from_answer(answer: str, width: int, height: int) -> tuple[list, list]:
-    boxes, points, label = [], [], ""
-    for m in _ITEM_RE.finditer(answer):
-        if m.group(1) is not None:
-            label = m.group(1)
-            continue
-        v = [int(g) for g in m.groups()[1:] if g is not None]
-        if len(v) == 4:
-            boxes.append({"label": label, "x1": v[0] / 1000 * width, "y1": v[1] / 1000 * height,
-                          "x2": v[2] / 1000 * width, "y2": v[3] / 1000 * height})
-        else:
-            points.append({"label": label, "x": v[0] / 1000 * width, "y": v[1] / 1000 * height})
+    """Boxes and points of an answer by the package's one parser (rule "worker", as Result.boxes: a ref's
+    label applies to every box after it until the next ref)."""
+    boxes, points = [], []
+    for d in _core.parse_answer(answer, width, height, "worker"):
+        if d["kind"] == "box":
+            boxes.append({"label": d["label"], **dict(zip(("x1", "y1", "x2", "y2"), d["pixels"]))})
+        elif d["kind"] == "point":
+            points.append({"label": d["label"], **dict(zip(("x", "y"), d["pixels"]))})
     return boxes, points
 
 

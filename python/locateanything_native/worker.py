@@ -2,7 +2,6 @@
 defaults and return dicts), running on the CPU engine."""
 from __future__ import annotations
 
-import re
 from typing import Optional, Sequence, Union
 
 import numpy as np
@@ -16,8 +15,6 @@ from .prompts import question
 OFFICIAL_SAMPLING = {"temperature": 0.7, "top_p": 0.9, "repetition_penalty": 1.1}
 from .images import _is_pil, image_size, to_array
 
-_BOX_RE = re.compile(r"<box><(\d+)><(\d+)><(\d+)><(\d+)></box>")
-_POINT_RE = re.compile(r"<box><(\d+)><(\d+)></box>")
 
 
 class Stats(str):
@@ -383,25 +380,13 @@ class LocateAnythingWorker:
     # ---- parsing (identical to the official static methods) ----
     @staticmethod
     def parse_boxes(answer: str, image_width: int, image_height: int) -> list[dict]:
-        """Boxes `<box><x1><y1><x2><y2></box>` (0..1000) in pixels of a W×H image."""
-        boxes = []
-        for m in _BOX_RE.finditer(answer):
-            x1, y1, x2, y2 = [int(g) for g in m.groups()]
-            boxes.append(
-                {
-                    "x1": x1 / 1000 * image_width,
-                    "y1": y1 / 1000 * image_height,
-                    "x2": x2 / 1000 * image_width,
-                    "y2": y2 / 1000 * image_height,
-                }
-            )
-        return boxes
+        """Boxes `<box><x1><y1><x2><y2></box>` (0..1000) in pixels of a W×H image (the official rule;
+        the package's one parser, rule "worker")."""
+        return [dict(zip(("x1", "y1", "x2", "y2"), d["pixels"]))
+                for d in _core.parse_answer(answer, image_width, image_height, "worker") if d["kind"] == "box"]
 
     @staticmethod
     def parse_points(answer: str, image_width: int, image_height: int) -> list[dict]:
-        """Points `<box><x><y></box>` (0..1000) in pixels of a W×H image."""
-        points = []
-        for m in _POINT_RE.finditer(answer):
-            x, y = int(m.group(1)), int(m.group(2))
-            points.append({"x": x / 1000 * image_width, "y": y / 1000 * image_height})
-        return points
+        """Points `<box><x><y></box>` (0..1000) in pixels of a W×H image (the official rule; rule "worker")."""
+        return [dict(zip(("x", "y"), d["pixels"]))
+                for d in _core.parse_answer(answer, image_width, image_height, "worker") if d["kind"] == "point"]

@@ -16,27 +16,21 @@ exports, `locateanything_native.coco.extract_predictions`), so there is one set 
 """
 from __future__ import annotations
 
-import re
 from typing import NamedTuple
 
-_VALUE = r"<\s*([0-9]+(?:\.[0-9]+)?)\s*>\s*"
-REF_RUN_RE = re.compile(r"<ref>([^<]+)</ref>((?:<box>.*?</box>)+)")
-POINT_RE = re.compile(r"<box>\s*" + _VALUE * 2 + r"</box>")
-BOX_RE = re.compile(r"<box>\s*" + _VALUE * 4 + r"</box>")
-MAX_VALUE = 10000
+from .. import _core
 
-# How the engine's own parser (Result.boxes / Result.points) recognises items: plain `<digits>` values.
-_ENGINE_BOX_RE = re.compile(r"<box><(\d{1,7})><(\d{1,7})><(\d{1,7})><(\d{1,7})></box>")
-_ENGINE_POINT_RE = re.compile(r"<box><(\d{1,7})><(\d{1,7})></box>")
+# How the worker rule (Result.boxes / Result.points) is scored: items are matched by their "<box>" offset.
 
 
 class Item(NamedTuple):
-    """One labelled point or box of an answer, before conversion to pixels."""
+    """One labelled point or box of an answer."""
 
     label: str
-    values: list  # 2 (point) or 4 (box) normalised floats
+    values: list  # 2 (point) or 4 (box) normalised floats, as written
     is_point: bool
     start: int  # offset of its "<box>" in the answer
+    pixels: list  # in pixels of the image the answer was parsed for (clamped values are ints)
 
 
 def normalize_categories(categories) -> list[str]:
@@ -61,39 +55,12 @@ def normalize_categories(categories) -> list[str]:
     return [str(categories)]
 
 
-def parse_items(text: str, points: bool = True) -> list[Item]:
-    """The labelled items of an answer in the order the scripts list them (per run: points, then boxes)."""
-    items: list[Item] = []
-    for run in REF_RUN_RE.finditer(text):
-        label, body, offset = run.group(1), run.group(2), run.start(2)
-        kinds = ((POINT_RE, True), (BOX_RE, False)) if points else ((BOX_RE, False),)
-        for pattern, is_point in kinds:
-            for m in pattern.finditer(body):
-                values = [float(g) for g in m.groups()]
-                if all(0 <= v <= MAX_VALUE for v in values):
-                    items.append(Item(label, values, is_point, offset + m.start()))
-    return items
-
-
-def _clamp(value, size):
-    # Python's max/min keep the int bound when it wins, as the scripts' JSON shows (0, not 0.0).
-    return max(0, min(value, size - 1))
-
-
-def point_to_pixels(values, width, height) -> list:
-    x, y = values
-    return [_clamp(x * width / 1000, width), _clamp(y * height / 1000, height)]
-
-
-def box_to_pixels(values, width, height) -> list:
-    x1, y1, x2, y2 = values
-    x1, x2 = _clamp(x1 * width / 1000, width), _clamp(x2 * width / 1000, width)
-    y1, y2 = _clamp(y1 * height / 1000, height), _clamp(y2 * height / 1000, height)
-    return [min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)]
-
-
-def item_to_pixels(item: Item, width, height) -> list:
-    return point_to_pixels(item.values, width, height) if item.is_point else box_to_pixels(item.values, width, height)
+def parse_items(text: str, w, h, *, points: bool = True) -> list[Item]:
+    """The labelled items of an answer in the order the scripts list them (per run: points, then boxes),
+    with pixels of a w × h image. The package's one parser does the work (`_core.parse_answer`, rule
+    "eval", or "eval_boxes" for the detection script's boxes-only reading)."""
+    return [Item(d["label"], d["values"], d["kind"] == "point", d["start"], d["pixels"])
+            for d in _core.parse_answer(text, w, h, "eval" if points else "eval_boxes")]
 
 
 def parse_prediction(text: str, w, h, *, points: bool = True) -> dict[str, list[list]]:
@@ -101,8 +68,8 @@ def parse_prediction(text: str, w, h, *, points: bool = True) -> dict[str, list[
     (`points=True`: inference_grounding_ddp.py and inference_sspro_ddp.py; `points=False`:
     inference_detection_ddp.py, which reads boxes only). See the module docstring for the rules."""
     result: dict[str, list[list]] = {}
-    for item in parse_items(text, points=points):
-        result.setdefault(item.label, []).append(item_to_pixels(item, w, h))
+    for item in parse_items(text, w, h, points=points):
+        result.setdefault(item.label, []).append(item.pixels)
     return result
 
 
@@ -113,16 +80,26 @@ def parse_with_scores(text: str, w, h, result=None, *, points: bool = True) -> t
     geometric mean of its coordinate tokens' probabilities); an item is matched to the engine's item that
     starts at the same `<box>`. Items the engine did not see (no result, or a result without scores)
     get None."""
-    items = parse_items(text, points=points)
+    items = parse_items(text, w, h, points=points)
     preds: dict[str, list[list]] = {}
     scores: dict[str, list] = {}
     engine_boxes = list(getattr(result, "boxes", None) or []) if result is not None else []
     engine_points = list(getattr(result, "points", None) or []) if result is not None else []
-    box_slot = {m.start(): i for i, m in enumerate(_ENGINE_BOX_RE.finditer(text))}
-    point_slot = {m.start(): i for i, m in enumerate(_ENGINE_POINT_RE.finditer(text))}
+    # The engine's items (worker rule) in answer order, by the offset of their "<box>".
+    slots: dict[tuple[bool, int], int] = {}
+    counts = {True: 0, False: 0}
+    offset = 0
+    for d in _core.parse_answer(text, w, h, "worker"):
+        if d["kind"] == "none":
+            continue
+        is_point = d["kind"] == "point"
+        offset = text.find("<box>", offset)
+        slots[(is_point, offset)] = counts[is_point]
+        counts[is_point] += 1
+        offset += 5
     for item in items:
-        preds.setdefault(item.label, []).append(item_to_pixels(item, w, h))
-        slot = (point_slot if item.is_point else box_slot).get(item.start)
+        preds.setdefault(item.label, []).append(item.pixels)
+        slot = slots.get((item.is_point, item.start))
         pool = engine_points if item.is_point else engine_boxes
         score = None
         if slot is not None and slot < len(pool) and isinstance(pool[slot], dict):
