@@ -276,9 +276,11 @@ void register_result(::py::module_& m) {
            "The result as plain Python types: answer, width, height, boxes ([{label, x1, y1, x2, y2, score}]), "
            "points ([{label, x, y, score}]), none_count, stop_reason, generated_ids, forward_calls, switch_to_ar, "
            "loop_guard_fired, timings. JSON-serialisable; the CLI's records hold these keys.")
-      .def("__eq__", [](const QueryResult& a, const QueryResult& b) {
-        return a.answer == b.answer && a.generation.tokens == b.generation.tokens && a.width == b.width &&
-               a.height == b.height;
+      .def("__eq__", [](const QueryResult& a, const ::py::object& other) -> ::py::object {
+        if (!::py::isinstance<QueryResult>(other)) return ::py::reinterpret_borrow<::py::object>(Py_NotImplemented);
+        const QueryResult& b = other.cast<const QueryResult&>();
+        return ::py::bool_(a.answer == b.answer && a.generation.tokens == b.generation.tokens && a.width == b.width &&
+                           a.height == b.height);
       })
       .def(::py::pickle([](const QueryResult& r) { return result_state(r); },
                         [](const ::py::dict& d) { return result_from_state(d); }))

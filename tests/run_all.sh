@@ -12,6 +12,9 @@ build_dir=$(ls -d build/cp* | head -n 1)
 
 echo "== layers: includes go only downwards (cpp/layers.txt) =="
 python3 tests/check_layers.py
+echo "== ruff and mypy on python/ (config in pyproject.toml) =="
+python3 -m ruff check python
+python3 -m mypy
 
 echo "== GoogleTest =="
 ctest --test-dir "$build_dir" --output-on-failure -j 2

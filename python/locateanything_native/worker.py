@@ -2,19 +2,18 @@
 defaults and return dicts), running on the CPU engine."""
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence
 
 import numpy as np
 
 from . import _core
 from .engine import DEFAULTS, Engine
+from .images import _is_pil, image_size, to_array
 from .prompts import question
 
 # The sampling the official worker and evaluation scripts use by default (their predict() signature and
 # build_generate_kwargs); the engine's own defaults are greedy.
 OFFICIAL_SAMPLING = {"temperature": 0.7, "top_p": 0.9, "repetition_penalty": 1.1}
-from .images import _is_pil, image_size, to_array
-
 
 
 class Stats(str):

@@ -105,7 +105,8 @@ def box_centre(box) -> list:
 
 
 def _points_and_boxes(preds) -> tuple[list, list]:
-    points, boxes = [], []
+    points: list[list[float]] = []
+    boxes: list[list[float]] = []
     if not isinstance(preds, dict):
         return points, boxes
     for value in preds.values():
@@ -163,7 +164,8 @@ def detection_scores(gt: dict, preds: dict, threshold: float, polygon: bool = Fa
         return (1.0, 1.0, n_gt, n_pred) if n_pred == 0 else (0.0, 0.0, n_gt, n_pred)
     if n_pred == 0:
         return 0.0, 0.0, n_gt, n_pred
-    all_gt, all_pred = [], []
+    all_gt: list = []
+    all_pred: list = []
     for label, boxes in gt.items():
         all_gt.extend(boxes)
         all_pred.extend(b for b in preds.get(label, []) if b is not None and b != "None")
@@ -216,7 +218,7 @@ def pointing_scores(gt: dict, preds: dict) -> tuple:
             break
     if use_boxes is None:
         use_boxes = True
-    targets = []  # (label, box or decoded mask)
+    targets: list[tuple] = []  # (label, box or decoded mask)
     for label, items in gt.items():
         if not isinstance(items, list):
             continue
@@ -382,11 +384,10 @@ def box_metrics(records: Iterable[dict], iou_thresholds: Optional[list] = None, 
         task = sample["task_name"]
         key = f"{task}_{sample.get('dataset_name')}"
         reasons: set = set()
-        for i, t in enumerate(thresholds):
-            if task in SINGLE_PASS_TASKS:  # scored once at 0.5, the same at every threshold
-                s = score_at(sample, 0.5, reasons) if i == 0 else s
-            else:
-                s = score_at(sample, t, reasons)
+        single = score_at(sample, 0.5, reasons) if task in SINGLE_PASS_TASKS else None
+        for t in thresholds:
+            # Single-pass tasks are scored once at 0.5, the same at every threshold.
+            s = single if task in SINGLE_PASS_TASKS else score_at(sample, t, reasons)
             if s is not None:
                 per_key[key][t].append(s)
                 meta.setdefault(key, (task, sample.get("dataset_name")))
@@ -558,7 +559,9 @@ def format_sspro_table(result: dict) -> str:
 
 def is_sspro(records: list) -> bool:
     first = next((r for r in records if "error" not in r), records[0] if records else None)
-    return bool(first) and "image_name" in first and "instruction" in first and "task_name" not in first
+    if not first:
+        return False
+    return "image_name" in first and "instruction" in first and "task_name" not in first
 
 
 # ---------------------------------------------------------------- COCO AP (optional)
