@@ -51,7 +51,7 @@ class Result:
     """
     Outcome of one query: answer, parsed items, timings, decoding trace.
     """
-    __hash__: typing.ClassVar[None] = None
+    __hash__: typing.ClassVar[None] = None  # type: ignore[assignment]  # results compare by value
     def __copy__(self) -> Result:
         ...
     def __deepcopy__(self, memo: dict) -> Result:

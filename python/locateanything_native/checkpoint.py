@@ -109,7 +109,9 @@ def write_random_weights(out_dir: str | os.PathLike, config: dict, seed: int = 0
     out_dir = pathlib.Path(out_dir)
     rng = np.random.default_rng(seed)
     shapes = tensor_shapes(config)
-    shards, current, size = [], [], 0
+    shards: list[list[tuple[str, tuple[int, ...]]]] = []
+    current: list[tuple[str, tuple[int, ...]]] = []
+    size = 0
     for name, shape in shapes:
         nbytes = int(np.prod(shape)) * 2
         if current and size + nbytes > max_shard_bytes:
@@ -230,7 +232,9 @@ def write_random_checkpoint(out_dir: str | os.PathLike, vision: dict, text: dict
 def demo_checkpoint(cache_dir: str | os.PathLike | None = None) -> str:
     """A tiny RANDOM checkpoint (answers are meaningless) in the released layout, made once and cached:
     it lets the whole pipeline run on a fresh machine without the real weights."""
-    base = pathlib.Path(cache_dir or os.environ.get("LOCATEANYTHING_CACHE", pathlib.Path.home() / ".cache" / "locateanything_native"))
+    env_cache: str | pathlib.Path = os.environ.get("LOCATEANYTHING_CACHE",
+                                                   pathlib.Path.home() / ".cache" / "locateanything_native")
+    base = pathlib.Path(cache_dir or env_cache)
     out = base / "demo-random-tiny-v1"
     if (out / "model.safetensors").is_file():
         return str(out)

@@ -37,9 +37,9 @@ from . import _core
 from .checkpoint import demo_checkpoint
 from .console import LoadReporter
 from .engine import Engine, prepare
-from .prompts import question
 from .images import image_size, to_array
 from .models import DOWNLOAD_HINT, ENV_VAR
+from .prompts import question
 
 TASKS = ("detect", "ground-single", "ground-multi", "ground-text", "detect-text", "ground-gui", "point", "raw")
 # The engine's names when it says them (the "-visf" variants keep the vision tower in float32).
@@ -225,7 +225,8 @@ class DrawTarget:
     """Where --draw writes: one file, or a folder with one PNG per image (names made unique)."""
 
     def __init__(self, out: str, folder: bool):
-        self.path, self.folder, self.used = pathlib.Path(out).expanduser(), folder, set()
+        self.path, self.folder = pathlib.Path(out).expanduser(), folder
+        self.used: set[str] = set()
         try:
             from PIL import Image
         except ImportError as exc:  # pragma: no cover - depends on the environment

@@ -120,6 +120,8 @@ def to_coco(
     for i, (item, image_id) in enumerate(zip(results, image_ids)):
         answer, extracted, w, h = _answer_and_size(item, None if image_sizes is None else image_sizes[i])
         if extracted is None:
+            if answer is None:  # only an object whose .answer is None gets here (dicts are checked above)
+                raise TypeError(f"result {i} has no answer text")
             extracted = extract_predictions(answer, w, h)
         allowed = None
         if gt_categories is not None and image_id in gt_categories:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence, cast
 
 import numpy as np
 
@@ -212,7 +212,7 @@ class Engine:
 
     def vision_features(self, pixel_values: np.ndarray, grid: tuple[int, int], project: bool = False) -> np.ndarray:
         """Vision tower output after the 2x2 merge, or after mlp1 with project=True."""
-        return self.core.vision_features(pixel_values, tuple(grid), project)
+        return self.core.vision_features(pixel_values, cast("tuple[int, int]", tuple(grid)), project)
 
     def project(self, merged: np.ndarray) -> np.ndarray:
         return self.core.project(merged)

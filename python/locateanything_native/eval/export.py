@@ -87,7 +87,10 @@ def write_fasteval_tsv(records: Iterable[dict], coco_json: str, out_tsv: str, po
 
 def coco_results(records: Iterable[dict], coco_json: Optional[str] = None, index: Optional[CocoIndex] = None,
                  positive_only: bool = True) -> list[dict]:
-    index = index or CocoIndex.load(coco_json)
+    if index is None:
+        if coco_json is None:
+            raise TypeError("coco_results needs coco_json or index")
+        index = CocoIndex.load(coco_json)
     return [{"image_id": image_id, "category_id": cat_id, "bbox": [float(v) for v in rect], "score": float(conf)}
             for image_id, entries in detections(records, index, positive_only).items()
             for cat_id, rect, conf in entries]

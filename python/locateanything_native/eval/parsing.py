@@ -130,7 +130,8 @@ def resize_image_short_side(image, short_side_size: int):
     else:
         scale = short_side_size / h
         new_size = (int(w * scale), short_side_size)
-    return image.resize(new_size, Image.BILINEAR), scale
+    # Pillow sets the legacy constants at import time (invisible to its stubs); Image.Resampling needs >= 9.1.
+    return image.resize(new_size, Image.BILINEAR), scale  # type: ignore[attr-defined]
 
 
 def scale_back(preds: dict, scale_factor) -> dict:

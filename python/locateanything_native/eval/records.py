@@ -165,6 +165,7 @@ class Plan:
 
 
 def _empty_skeleton(fmt: str) -> dict:
+    keys: tuple[str, ...]
     if fmt == "sspro":
         keys = ("image_name", "data_type", "data_source", "instruction", "extracted_predictions", "gt", "question",
                 "raw_response")

@@ -38,7 +38,7 @@ import os
 import sys
 import threading
 import time
-from typing import Callable, Optional
+from typing import BinaryIO, Callable, Optional, cast
 
 from . import prompts
 from .records import FORMATS, Plan, resolve_format
@@ -110,13 +110,13 @@ class EvalSummary:
 def read_rows(path: str) -> list[dict]:
     """The non-blank lines of a JSONL file as rows `{"index", "line", "entry"}` (entry: the parsed
     object) or `{"index", "line", "entry": None, "error"}` for a line that is not JSON."""
-    rows = []
+    rows: list[dict] = []
     with open(path, "rb") as f:
         for line_no, raw in enumerate(f, 1):
             text = raw.decode("utf-8", errors="replace").strip()
             if not text:
                 continue
-            row = {"index": len(rows), "line": line_no, "entry": None}
+            row: dict = {"index": len(rows), "line": line_no, "entry": None}
             try:
                 entry = json.loads(text)
             except json.JSONDecodeError as exc:
@@ -159,22 +159,24 @@ def run_rows(engine, rows: list[dict], options: EvalOptions, fmt: Optional[str] 
     plans = [Plan(fmt, row, options) for row in rows]
     records: list[Optional[dict]] = [None] * len(plans)
     images: dict[str, tuple] = {}
+    bad_images: dict[str, Exception] = {}
     queries = []  # (plan position, query number, image key, question, seed)
     for pos, plan in enumerate(plans):
         if plan.error is not None:
             records[pos] = plan.error_record(plan.error)
             continue
-        if plan.image_file not in images:
+        image_file = plan.image_file
+        assert image_file is not None  # Plan sets it whenever the row has no error
+        if image_file not in images and image_file not in bad_images:
             try:
-                images[plan.image_file] = _load_image(plan.image_file, options.short_side_size)
+                images[image_file] = _load_image(image_file, options.short_side_size)
             except (OSError, ValueError) as exc:
-                images[plan.image_file] = exc
-        loaded = images[plan.image_file]
-        if isinstance(loaded, Exception):
-            records[pos] = plan.error_record(str(loaded))
+                bad_images[image_file] = exc
+        if image_file in bad_images:
+            records[pos] = plan.error_record(str(bad_images[image_file]))
             continue
         for k, question in enumerate(plan.questions):
-            queries.append((pos, k, plan.image_file, question, prompts.derive_seed(options.seed, plan.index, k)))
+            queries.append((pos, k, image_file, question, prompts.derive_seed(options.seed, plan.index, k)))
     answers: dict[tuple, object] = {}
     failed: dict[int, str] = {}
     kwargs = options.generate_kwargs()
@@ -199,17 +201,19 @@ def run_rows(engine, rows: list[dict], options: EvalOptions, fmt: Optional[str] 
         if pos in failed:
             records[pos] = plan.error_record(failed[pos])
             continue
+        assert plan.image_file is not None  # a row without a record yet had no error: its image loaded
         _, size, scale = images[plan.image_file]
         results = [answers[(pos, k)] for k in range(len(plan.questions))]
         try:
             records[pos] = plan.record(results, size, scale, options)
         except Exception as exc:  # noqa: BLE001 - never stop a run for one row
             records[pos] = plan.error_record(f"could not build the record: {type(exc).__name__}: {exc}")
-    return records
+    return cast("list[dict]", records)  # every position is filled by now
 
 
 def _chunks(queries: list, batch_size: int, batch_images: int):
-    chunk, keys = [], set()
+    chunk: list = []
+    keys: set = set()
     for q in queries:
         if chunk and (len(chunk) >= batch_size or (q[2] not in keys and len(keys) >= batch_images)):
             yield chunk
@@ -223,7 +227,10 @@ def _chunks(queries: list, batch_size: int, batch_images: int):
 def pack_rows(rows: list[dict], fmt: str, options: EvalOptions) -> list[list[dict]]:
     """Consecutive rows grouped for one engine call each: up to `batch_size` queries on up to
     `batch_images` distinct images (a row with more queries than batch_size forms its own group)."""
-    groups, group, n_queries, keys = [], [], 0, set()
+    groups: list[list[dict]] = []
+    group: list[dict] = []
+    n_queries = 0
+    keys: set[str] = set()
     for row in rows:
         plan = Plan(fmt, row, options)
         nq = len(plan.questions) if plan.error is None else 0
@@ -254,7 +261,7 @@ class Journal:
         self.fingerprint = fingerprint
         self.records: dict[int, dict] = {}
         self.dropped_tail = 0
-        self._file = None
+        self._file: Optional[BinaryIO] = None
 
     def open(self, overwrite: bool = False) -> "Journal":
         parent = os.path.dirname(os.path.abspath(self.path))
@@ -309,12 +316,17 @@ class Journal:
             self.records[int(index)] = record
             chunks.append(json.dumps({"index": int(index), "record": record}, ensure_ascii=False) + "\n")
         if chunks:
-            self._file.write("".join(chunks).encode("utf-8"))
+            self._opened().write("".join(chunks).encode("utf-8"))
             self._sync()
 
+    def _opened(self) -> BinaryIO:
+        assert self._file is not None, "the journal is not open"
+        return self._file
+
     def _sync(self) -> None:
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        f = self._opened()
+        f.flush()
+        os.fsync(f.fileno())
 
     def close(self) -> None:
         if self._file is not None:
@@ -460,7 +472,7 @@ def _run_serial(groups, model_path, options, fmt, on_done) -> None:
 
 def _run_pool(groups, model_path, options, fmt, on_done) -> None:
     import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
     from ..engine import Engine
 
@@ -474,7 +486,7 @@ def _run_pool(groups, model_path, options, fmt, on_done) -> None:
                                    initializer=_init_process,
                                    initargs=(model_path, per_worker, options.quantization, options, fmt))
     pending = iter(groups)
-    in_flight = set()
+    in_flight: set[Future] = set()
     try:
         def refill():
             while len(in_flight) < 2 * n:

@@ -19,6 +19,7 @@ import threading
 import warnings
 from typing import Optional
 
+from .. import _core
 from ..engine import Engine
 from ..images import to_array
 from . import prompts
@@ -61,7 +62,7 @@ class _EvalWorker:
         self.temperature = temperature
         self.top_p = top_p
         self.repetition_penalty = repetition_penalty
-        self.last_result = None
+        self.last_result: Optional[_core.Result] = None
         self._calls = 0
         self._lock = threading.Lock()
 
