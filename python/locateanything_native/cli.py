@@ -109,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="downscale images whose longer side is larger first (0 = off); results stay in original pixels")
     p.add_argument("--loop-guard", action="store_true", help="stop runs of identical repeated boxes")
     p.add_argument("--json", action="store_true", help="one JSON object per image on stdout (JSON Lines)")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="answer the images on engine actors of a Ray cluster (the running one, ADDRESS, or a local "
+                        "one started for you); output in input order as without it")
+    p.add_argument("--ray-actors", type=int, default=0, help="Ray actors (default: as many as the cluster's CPUs allow)")
+    p.add_argument("--ray-cpus-per-actor", type=float, default=2, help="CPUs (and engine threads) per Ray actor")
     p.add_argument("--draw", metavar="OUT",
                    help="write the annotated image to OUT (.png/.jpg); with several images or a folder, OUT is a "
                         "folder that gets one <image name>.png each")
@@ -389,29 +394,34 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
         else:
             model = args.model
-        engine = Engine(model, threads=args.threads, quantization=args.quantization, progress=LoadReporter())
+        if args.ray is not None:
+            from .cluster import EnginePool
+            from .models import find_model
+
+            pool = EnginePool(find_model(model), args.quantization, args.ray, actors=args.ray_actors,
+                              cpus_per_actor=args.ray_cpus_per_actor)
+            answers = answers_on_ray(pool, sources, question, args)
+        else:
+            engine = Engine(model, threads=args.threads, quantization=args.quantization, progress=LoadReporter())
+            answers = (answer_image(engine, (src, question, generation_options(args))) for _, src in sources)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if DOWNLOAD_HINT not in str(exc):
             print(DOWNLOAD_HINT, file=sys.stderr)
         print("(or try the pipeline on a tiny random checkpoint: locateanything --demo)", file=sys.stderr)
         return 2
-    except (ValueError, RuntimeError, OSError) as exc:
+    except (ValueError, RuntimeError, OSError, ImportError) as exc:
         print(f"error: cannot load the model: {exc}", file=sys.stderr)
         return 1
 
     failed = 0
     progress = Progress(len(sources))
     try:
-        for name, src in sources:
+        for (name, src), outcome in zip(sources, answers):
             try:
-                arr = to_array(src)
-                size = image_size(arr)
-                result = engine.run(
-                    shrink(arr, args.max_image_side), question, generation_mode=args.generation_mode,
-                    max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
-                    top_k=args.top_k, repetition_penalty=args.repetition_penalty, seed=args.seed,
-                    loop_guard=args.loop_guard, chat_template=args.chat_template)
+                if isinstance(outcome, Exception):
+                    raise outcome
+                size, result = outcome
                 rec = record(name, result, size, args, question)
                 progress.clear()
                 if args.json:
@@ -422,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
                     from .viz import draw
 
                     out = target.for_image(name)
-                    draw(arr, rec).save(out)
+                    draw(to_array(src), rec).save(out)
                     if not args.json:
                         print(f"  drawn: {out}", flush=True)
             except BrokenPipeError:
@@ -439,10 +449,56 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `locateanything ... --json | head -1`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    finally:
+        if args.ray is not None and "pool" in locals():
+            pool.close()
     if failed:
         print(f"error: {failed} of {len(sources)} images failed", file=sys.stderr)
         return 1
     return 0
+
+
+def generation_options(args) -> dict:
+    return dict(max_side=args.max_image_side, generation_mode=args.generation_mode,
+                max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
+                repetition_penalty=args.repetition_penalty, seed=args.seed, loop_guard=args.loop_guard,
+                chat_template=args.chat_template)
+
+
+def answer_image(engine, payload):
+    """(original size, Result) of one image, or the exception a bad image raised (so that, on Ray, a bad
+    image is reported like any other and never kills the actor that read it)."""
+    src, question, options = payload
+    options = dict(options)
+    try:
+        arr = to_array(src)
+        return image_size(arr), engine.run(shrink(arr, options.pop("max_side")), question, **options)
+    except (ValueError, RuntimeError, OSError) as exc:
+        return exc
+
+
+def answers_on_ray(pool, sources, question, args):
+    """The answers of `sources` in input order, computed by the pool's actors in any order. Images are
+    read here, as they are sent, and travel as arrays: the actors need only the model, not the files."""
+    def items():
+        for i, (_, src) in enumerate(sources):
+            try:
+                yield i, (to_array(src), question, generation_options(args))
+            except (ValueError, OSError) as exc:
+                yield i, exc
+
+    ready: dict = {}
+    done = pool.imap_unordered(_answer_indexed, items())
+    for i in range(len(sources)):
+        while i not in ready:
+            (j, _), outcome = next(done)
+            ready[j] = outcome
+        yield ready.pop(i)
+
+
+def _answer_indexed(engine, item):
+    payload = item[1]
+    return payload if isinstance(payload, Exception) else answer_image(engine, payload)
 
 
 if __name__ == "__main__":

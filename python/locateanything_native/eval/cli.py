@@ -17,6 +17,7 @@ import sys
 import threading
 from typing import Optional, Sequence
 
+from .. import _core
 from . import prompts
 
 COMMANDS = ("eval", "metrics", "prepare")
@@ -60,14 +61,21 @@ def eval_parser(prog: str = "locateanything eval") -> argparse.ArgumentParser:
     _opt(o, "--format", default="auto", choices=("auto", "grounding", "detection", "sspro"),
          help="record format: that of inference_grounding_ddp.py, inference_detection_ddp.py or inference_sspro_ddp.py "
               "(auto: sspro for file_name/instruction rows, detection for COCO/LVIS box_eval, else grounding)")
-    _opt(o, "--quantization", default="int4", help="int4 (default), int4-b128, int8, or none (the exact float path)")
+    _opt(o, "--quantization", default="int4", choices=_core.QUANTIZATIONS,
+         help="int4 (default), int4-b128, int8, ... or none (the exact float path)")
     _opt(o, "--temperature", type=float, default=prompts.DEFAULT_TEMPERATURE,
          help="sampling temperature (default 0.7 as the scripts; 0 = greedy)")
     _opt(o, "--top_p", type=float, default=prompts.DEFAULT_TOP_P)
     _opt(o, "--repetition_penalty", type=float, default=prompts.DEFAULT_REPETITION_PENALTY)
     _opt(o, "--seed", type=int, default=0, help="query k of row i samples with a seed derived from (seed, i, k)")
     _opt(o, "--threads", type=int, default=0, help="CPU threads in all (0 = all cores), shared by the workers")
-    _opt(o, "--workers", type=int, default=1, help="engine processes (each gets threads // workers threads)")
+    _opt(o, "--workers", type=int, default=1,
+         help="engine processes (each gets threads // workers threads); with --ray, the number of actors "
+              "(default: as many as the cluster's CPUs allow)")
+    _opt(o, "--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+         help="spread the rows over a Ray cluster: the running one (or ADDRESS, e.g. auto or HEAD:6379), a "
+              "local one started for you when there is none; same output file, order, resume and error records")
+    _opt(o, "--ray_cpus_per_actor", type=float, default=2, help="CPUs (and engine threads) per Ray actor (default 2)")
     _opt(o, "--limit", type=int, default=None, help="run only the first N rows")
     _opt(o, "--batch_size", type=int, default=8, help="queries per engine call (default 8)")
     _opt(o, "--batch_images", type=int, default=1,
@@ -144,7 +152,8 @@ def run_eval(argv: Sequence[str]) -> int:
         quantization=args.quantization, temperature=args.temperature, top_p=args.top_p,
         repetition_penalty=args.repetition_penalty, seed=args.seed, threads=args.threads, workers=args.workers,
         limit=args.limit, batch_size=args.batch_size, batch_images=args.batch_images, scores=not args.no_scores,
-        overwrite=args.overwrite, progress=not args.no_progress)
+        overwrite=args.overwrite, progress=not args.no_progress, ray=args.ray,
+        ray_cpus_per_actor=args.ray_cpus_per_actor)
     if (args.fasteval_tsv or args.coco_results) and not args.coco_json:
         _err("--fasteval_tsv and --coco_results need --coco_json (the COCO/LVIS annotation file)")
         return 2

@@ -40,6 +40,7 @@ import threading
 import time
 from typing import BinaryIO, Callable, Optional, cast
 
+from .. import _core
 from . import prompts
 from .records import FORMATS, Plan, resolve_format
 
@@ -71,6 +72,8 @@ class EvalOptions:
     scores: bool = True
     overwrite: bool = False
     progress: bool = True
+    ray: Optional[str] = None  # None: no Ray; "" / "auto": the running cluster or a local one; else its address
+    ray_cpus_per_actor: float = 2
 
     def check(self) -> None:
         if self.eval_type not in prompts.EVAL_TYPES:
@@ -477,7 +480,7 @@ def _run_pool(groups, model_path, options, fmt, on_done) -> None:
     from ..engine import Engine
 
     n = min(int(options.workers), len(groups))
-    total_threads = int(options.threads) or os.cpu_count() or 1
+    total_threads = int(options.threads) or _core.default_thread_budget()[0]
     per_worker = max(1, total_threads // n)
     # Load once here: a quantised load writes the packed weight cache that every worker then maps.
     first = _in_thread(Engine, model_path, 1, options.quantization)
@@ -510,6 +513,27 @@ def _run_pool(groups, model_path, options, fmt, on_done) -> None:
     executor.shutdown(wait=True)
 
 
+def _run_group_on_engine(engine, payload) -> list:
+    group, options, fmt = payload
+    records = run_rows(engine, group, options, fmt)
+    return [(row["index"], record) for row, record in zip(group, records)]
+
+
+def _run_ray(groups, model_path, options, fmt, on_done) -> None:
+    """Groups over engine actors of a Ray cluster (locateanything_native.cluster); results come back to
+    this process, which alone writes the journal, so resume, order and error records are the same as
+    without Ray. A killed actor is restarted and its group retried by Ray; each group is recorded once."""
+    from ..cluster import EnginePool
+
+    pool = EnginePool(model_path, options.quantization, options.ray, actors=int(options.workers) if int(options.workers) > 1 else 0,
+                      cpus_per_actor=float(options.ray_cpus_per_actor))
+    try:
+        for _, pairs in pool.imap_unordered(_run_group_on_engine, ((g, options, fmt) for g in groups)):
+            on_done(pairs)
+    finally:
+        pool.close()
+
+
 # ---------------------------------------------------------------- the whole run
 
 def evaluate(options: EvalOptions, log: Callable[[str], None] = lambda s: print(s, file=sys.stderr)) -> EvalSummary:
@@ -540,7 +564,9 @@ def evaluate(options: EvalOptions, log: Callable[[str], None] = lambda s: print(
         try:
             groups = pack_rows(pending, fmt, options)
             if groups:
-                if int(options.workers) > 1 and len(groups) > 1:
+                if options.ray is not None:
+                    _run_ray(groups, model_path, options, fmt, on_done)
+                elif int(options.workers) > 1 and len(groups) > 1:
                     _run_pool(groups, model_path, options, fmt, on_done)
                 else:
                     _run_serial(groups, model_path, options, fmt, on_done)
