@@ -224,7 +224,29 @@ def test_to_coco_with_engine_results(engine, fixtures_dir):
     dets = to_coco(results, [1, 2], {"square": 1, "circle": 2})
     expected = to_coco([r.answer for r in results], [1, 2], {"square": 1, "circle": 2},
                        image_sizes=[(640, 360), (28, 28)])
-    assert dets == expected
+    # The same boxes (an engine Result scores each box with its own confidence, an answer string with 0.2).
+    assert [{**d, "score": 0} for d in dets] == [{**d, "score": 0} for d in expected]
+    for d in dets:
+        assert set(d) == {"image_id", "category_id", "bbox", "score"} and len(d["bbox"]) == 4
+
+
+class _ScoredResult:
+    """What to_coco reads of an engine Result: answer, size, and the worker-rule items with scores."""
+
+    answer = "<ref>person</ref><box><100><200><300><400></box><box><1><2><3><4></box><ref>car</ref><box><5><6><7><8></box>"
+    width, height = 1000, 500
+    boxes = [{"label": "person", "x1": 100.0, "y1": 100.0, "x2": 300.0, "y2": 200.0, "score": 0.9},
+             {"label": "person", "x1": 1.0, "y1": 1.0, "x2": 3.0, "y2": 2.0, "score": None},
+             {"label": "car", "x1": 5.0, "y1": 3.0, "x2": 7.0, "y2": 4.0, "score": 0.25}]
+    points: list = []
+
+
+def test_to_coco_takes_the_engine_scores():
+    dets = to_coco([_ScoredResult()], [7], {"person": 1, "car": 3})
+    assert [(d["category_id"], d["score"]) for d in dets] == [(1, 0.9), (1, 0.2), (3, 0.25)]  # unknown → 0.2
+    assert {d["score"] for d in to_coco([_ScoredResult()], [7], {"person": 1, "car": 3}, score=0.5)} == {0.5}
+    assert {d["score"] for d in to_coco([_ScoredResult.answer], [7], {"person": 1, "car": 3},
+                                        image_sizes=[(1000, 500)])} == {0.2}
     for d in dets:
         assert set(d) == {"image_id", "category_id", "bbox", "score"} and len(d["bbox"]) == 4
 

@@ -20,8 +20,9 @@ the evaluation runner):
   relative to the whole image, so use the original size even if the model saw a downscaled copy).
 * A label is looked up as `label.lower().replace("_", " ")` against category names normalised the same way;
   labels with no category are dropped (no fuzzy matching, no stripping of spaces).
-* `bbox` is `[x1, y1, x2 − x1, y2 − y1]` and `score` is the constant 0.2: the model gives no confidence, and
-  the official converter writes `"conf": 0.2` for every box. Override with `score=`.
+* `bbox` is `[x1, y1, x2 − x1, y2 − y1]`. `score` is the box's own confidence when the result is an engine
+  Result (the geometric mean of its coordinate tokens' probabilities), else the official converter's
+  constant 0.2; `score=` sets one value for every box.
 * The official converter keeps, by default, only categories that the image's ground truth contains
   (`--positive_only`); pass `gt_categories={image_id: [category ids]}` to do the same. Off otherwise.
 
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping, Sequence
 
-from .eval.parsing import parse_prediction
+from .eval.parsing import parse_prediction, parse_with_scores
 
 OFFICIAL_SCORE = 0.2
 
@@ -96,7 +97,7 @@ def to_coco(
     category_map,
     *,
     image_sizes: Sequence[tuple[float, float]] | None = None,
-    score: float = OFFICIAL_SCORE,
+    score: float | None = None,
     gt_categories: Mapping | None = None,
 ) -> list[dict]:
     """COCO results-format detections (`{"image_id", "category_id", "bbox": [x, y, w, h], "score"}`).
@@ -119,10 +120,13 @@ def to_coco(
     detections = []
     for i, (item, image_id) in enumerate(zip(results, image_ids)):
         answer, extracted, w, h = _answer_and_size(item, None if image_sizes is None else image_sizes[i])
+        scores: dict = {}
         if extracted is None:
             if answer is None:  # only an object whose .answer is None gets here (dicts are checked above)
                 raise TypeError(f"result {i} has no answer text")
-            extracted = extract_predictions(answer, w, h)
+            is_result = not isinstance(item, (str, Mapping))
+            # Engine Results carry a confidence per box, matched to the parsed boxes item for item.
+            extracted, scores = parse_with_scores(answer, w, h, item if is_result else None, points=False)
         allowed = None
         if gt_categories is not None and image_id in gt_categories:
             allowed = {int(c) for c in gt_categories[image_id]}
@@ -130,10 +134,13 @@ def to_coco(
             cat_id = name_to_id.get(_normalise(label))
             if cat_id is None or (allowed is not None and cat_id not in allowed):
                 continue
-            for c in coords:
+            label_scores = scores.get(label, [])
+            for k, c in enumerate(coords):
                 if len(c) != 4:
                     continue  # points: the official converter skips anything that is not four values
                 x1, y1, x2, y2 = (float(v) for v in c)
+                own = label_scores[k] if k < len(label_scores) else None
+                value = score if score is not None else own if own is not None else OFFICIAL_SCORE
                 detections.append({"image_id": image_id, "category_id": cat_id,
-                                   "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(score)})
+                                   "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(value)})
     return detections
