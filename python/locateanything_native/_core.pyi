@@ -2,10 +2,13 @@
 locateanything_native C++ core (exact CPU inference for LocateAnything-3B)
 """
 from __future__ import annotations
+
 import collections.abc
+import typing
+
 import numpy
 import numpy.typing
-import typing
+
 __all__: list[str] = ['Engine', 'GENERATION_DEFAULTS', 'QUANTIZATIONS', 'Result', 'Tokenizer', 'check_generation', 'decode_jpeg', 'default_thread_budget', 'isa', 'join_categories', 'parse_answer', 'plan_resize', 'preprocess', 'resize_bicubic', 'task_prompt', 'to_rgb']
 class Tokenizer:
     """
