@@ -181,55 +181,49 @@ def test_missing_or_unwritable_home_does_not_fail_the_load(model, tmp_path):
     assert res["file"].startswith(str(tmp_path / "home")) and _wrote(res)
 
 
-def _read_only_dir(tmp_path):
-    """A folder this process cannot write to, even as root (a read-only tmpfs), or None."""
+@pytest.fixture()
+def read_only(tmp_path):
+    """(folder, make_read_only): a folder this process cannot write to once made read-only, even as
+    root (a tmpfs remounted read-only); skipped where no such folder can be made."""
     ro = tmp_path / "ro"
     ro.mkdir()
     if os.geteuid() != 0:
-        return ro, lambda: ro.chmod(0o555), lambda: ro.chmod(0o755)
+        yield ro, lambda: ro.chmod(0o555)
+        ro.chmod(0o755)
+        return
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(ro)], capture_output=True).returncode:
-        return None
-    return (ro, lambda: subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True),
-            lambda: subprocess.run(["umount", str(ro)], check=False))
-
-
-def test_read_only_cache_folder(model, tmp_path):
-    setup = _read_only_dir(tmp_path)
-    if setup is None:
         pytest.skip("cannot make a read-only folder here (root without mount permission)")
-    ro, make_ro, cleanup = setup
     try:
-        cache = ro / "packed.safetensors"
-        good = _child(model, {"CACHE_FILE": str(cache)})
-        make_ro()
-        # A valid cache in a read-only folder is used (verified each time: no sidecar can be written).
-        res = _child(model, {"CACHE_FILE": str(cache)})
-        assert not _wrote(res) and res["ids"] == good["ids"]
-        # A missing cache in a read-only folder: quantised in memory, said so.
-        other = _child(model, {"CACHE_FILE": str(ro / "other.safetensors")})
-        assert any("not writable" in n for n in other["notes"]) and other["ids"] == good["ids"]
+        yield ro, lambda: subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True)
     finally:
-        cleanup()
+        subprocess.run(["umount", str(ro)], check=False)
 
 
-def test_corrupt_cache_in_a_read_only_folder_is_refused(model, tmp_path):
-    setup = _read_only_dir(tmp_path)
-    if setup is None:
-        pytest.skip("cannot make a read-only folder here (root without mount permission)")
-    ro, make_ro, cleanup = setup
-    try:
-        cache = ro / "packed.safetensors"
-        _child(model, {"CACHE_FILE": str(cache)})
-        start, end = _tensor_region(cache)
-        raw = bytearray(cache.read_bytes())
-        raw[start + 10] ^= 0x01
-        cache.write_bytes(bytes(raw))
-        (ro / "packed.safetensors.verified").unlink()
-        make_ro()
-        with pytest.raises(RuntimeError, match="corrupt.*read-only"):
-            la.Engine(str(model), quantization="int4", threads=1, packed_cache=str(cache))
-    finally:
-        cleanup()
+def test_read_only_cache_folder(model, read_only):
+    ro, make_ro = read_only
+    cache = ro / "packed.safetensors"
+    good = _child(model, {"CACHE_FILE": str(cache)})
+    make_ro()
+    # A valid cache in a read-only folder is used (verified each time: no sidecar can be written).
+    res = _child(model, {"CACHE_FILE": str(cache)})
+    assert not _wrote(res) and res["ids"] == good["ids"]
+    # A missing cache in a read-only folder: quantised in memory, said so.
+    other = _child(model, {"CACHE_FILE": str(ro / "other.safetensors")})
+    assert any("not writable" in n for n in other["notes"]) and other["ids"] == good["ids"]
+
+
+def test_corrupt_cache_in_a_read_only_folder_is_refused(model, read_only):
+    ro, make_ro = read_only
+    cache = ro / "packed.safetensors"
+    _child(model, {"CACHE_FILE": str(cache)})
+    start, end = _tensor_region(cache)
+    raw = bytearray(cache.read_bytes())
+    raw[start + 10] ^= 0x01
+    cache.write_bytes(bytes(raw))
+    (ro / "packed.safetensors.verified").unlink()
+    make_ro()
+    with pytest.raises(RuntimeError, match="corrupt.*read-only"):
+        la.Engine(str(model), quantization="int4", threads=1, packed_cache=str(cache))
 
 
 def test_prepare_builds_the_cache_once(model, tmp_path, monkeypatch):

@@ -39,18 +39,9 @@ void cubic_taps(int in_size, int out_size, int o, int idx[4], float w[4]) {
 
 VisionTower::VisionTower(const VisionConfig& cfg, const WeightStore& ws, WeightLoader* loader) : cfg_(cfg) {
   const int64_t H = cfg.hidden, P = 3LL * cfg.patch * cfg.patch;
-  {
-    // The conv kernel [hidden, 3, p, p] is a dense [hidden, 3·p·p] matrix in (c, ky, kx) order.
-    const TensorView& t = ws.expect("vision_model.patch_embed.proj.weight", {H, 3, cfg.patch, cfg.patch});
-    patch_proj_.out = H;
-    patch_proj_.in = P;
-    auto buf = std::make_shared<std::vector<float>>(static_cast<size_t>(H * P));
-    t.to_float(buf->data());
-    patch_proj_.format = WeightFormat::F32;
-    patch_proj_.data = buf->data();
-    patch_proj_.owner = buf;
-    patch_proj_.bias = load_floats(ws, "vision_model.patch_embed.proj.bias", {H});
-  }
+  // The conv kernel [hidden, 3, p, p] is a dense [hidden, 3·p·p] matrix in (c, ky, kx) order.
+  patch_proj_ = owned_float_linear(load_floats(ws, "vision_model.patch_embed.proj.weight", {H, 3, cfg.patch, cfg.patch}),
+                                   H, P, load_floats(ws, "vision_model.patch_embed.proj.bias", {H}));
   pos_table_ = load_floats(ws, "vision_model.patch_embed.pos_emb.weight", {cfg.pos_h, cfg.pos_w, H});
   for (int i = 0; i < cfg.layers; ++i) {
     const std::string p = "vision_model.encoder.blocks." + std::to_string(i) + ".";

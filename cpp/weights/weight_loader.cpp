@@ -154,7 +154,7 @@ LinearWeight WeightLoader::linear(const std::string& name, int64_t out, int64_t 
     if (with_bias) bias = load_floats(ws_, name + ".bias", {out});
     if (!repack) {
       // Exactly (q − 8)·scale in float32, [out, in]; then the plan's own format where K admits it.
-      auto f = std::make_shared<std::vector<float>>(static_cast<size_t>(out * in));
+      std::vector<float> f(static_cast<size_t>(out * in));
       const uint8_t* qwb = qw.data;
       const uint8_t* scb = sc.data;
       for (int64_t k = 0; k < in; ++k)
@@ -164,15 +164,9 @@ LinearWeight WeightLoader::linear(const std::string& name, int64_t out, int64_t 
           std::memcpy(&word, qwb + 4 * ((k / 8) * out + o), 4);
           std::memcpy(&half, scb + 2 * ((k / g) * out + o), 2);
           const int code = static_cast<int>((word >> (4 * (k % 8))) & 15u);
-          (*f)[o * in + k] = static_cast<float>(code - 8) * f16_to_f32(half);
+          f[o * in + k] = static_cast<float>(code - 8) * f16_to_f32(half);
         }
-      LinearWeight fw;
-      fw.format = WeightFormat::F32;
-      fw.data = f->data();
-      fw.owner = f;
-      fw.out = out;
-      fw.in = in;
-      fw.bias = std::move(bias);
+      LinearWeight fw = owned_float_linear(std::move(f), out, in, std::move(bias));
       if (plan_.quantize)
         notes_.push_back(str_cat("'", name, "': AutoRound group size ", g, " does not tile its input size ", in,
                                  "; dequantised exactly and re-quantised as the plan says"));
@@ -191,16 +185,9 @@ LinearWeight WeightLoader::linear(const std::string& name, int64_t out, int64_t 
     w.bias = std::move(bias);
     if (!plan_.quantize) {
       // quantization="none" on a quantised checkpoint: float32 compute of exactly (q − 8)·scale.
-      auto f = std::make_shared<std::vector<float>>(static_cast<size_t>(out * in));
-      w.to_float(f->data());
-      LinearWeight fw;
-      fw.format = WeightFormat::F32;
-      fw.data = f->data();
-      fw.owner = f;
-      fw.out = out;
-      fw.in = in;
-      fw.bias = w.bias;
-      return fw;
+      std::vector<float> f(static_cast<size_t>(out * in));
+      w.to_float(f.data());
+      return owned_float_linear(std::move(f), out, in, w.bias);
     }
     return w;
   }
@@ -237,18 +224,11 @@ LinearWeight WeightLoader::vision_linear(const std::string& name, int64_t out, i
     return cached;
   }
   // Zero columns past `in`: they meet the zero padding of the activations.
-  auto padded = std::make_shared<std::vector<float>>(static_cast<size_t>(out * in_q), 0.0f);
-  std::vector<float> row(static_cast<size_t>(out * in));
+  std::vector<float> padded(static_cast<size_t>(out * in_q), 0.0f), row(static_cast<size_t>(out * in));
   source.to_float(row.data());
   for (int64_t r = 0; r < out; ++r)
-    std::copy(row.begin() + r * in, row.begin() + (r + 1) * in, padded->begin() + r * in_q);
-  LinearWeight wide;
-  wide.format = WeightFormat::F32;
-  wide.out = out;
-  wide.in = in_q;
-  wide.data = padded->data();
-  wide.owner = padded;
-  wide.bias = source.bias;
+    std::copy(row.begin() + r * in, row.begin() + (r + 1) * in, padded.begin() + r * in_q);
+  const LinearWeight wide = owned_float_linear(std::move(padded), out, in_q, source.bias);
   LinearWeight q = quantized(name + ".weight", wide, QuantFormat::Q8_32);
   q.pad_in = in_q - in;
   return q;

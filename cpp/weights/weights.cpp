@@ -30,11 +30,9 @@ LinearWeight load_linear(const WeightStore& ws, const std::string& name, int64_t
     lw.format = WeightFormat::F32;
     lw.data = t.data;
   } else {
-    auto buf = std::make_shared<std::vector<float>>(static_cast<size_t>(t.numel()));
-    t.to_float(buf->data());
-    lw.format = WeightFormat::F32;
-    lw.data = buf->data();
-    lw.owner = buf;
+    std::vector<float> values(static_cast<size_t>(t.numel()));
+    t.to_float(values.data());
+    lw = owned_float_linear(std::move(values), out, in, {});
   }
   if (with_bias) lw.bias = load_floats(ws, name + ".bias", {out});
   return lw;
@@ -88,6 +86,20 @@ void apply_linears(const float* x, int64_t M, int64_t ldx, const std::vector<Lin
     }
     t.w->apply_quantized(scratch.data(), M, t.y, t.ldy);
   }
+}
+
+LinearWeight owned_float_linear(std::vector<float> values, int64_t out, int64_t in, std::vector<float> bias) {
+  LA_ASSERT(static_cast<int64_t>(values.size()) == out * in, "owned_float_linear: ", values.size(), " values for [",
+            out, ", ", in, "]");
+  auto buf = std::make_shared<std::vector<float>>(std::move(values));
+  LinearWeight w;
+  w.format = WeightFormat::F32;
+  w.data = buf->data();
+  w.owner = buf;
+  w.out = out;
+  w.in = in;
+  w.bias = std::move(bias);
+  return w;
 }
 
 LinearWeight quantize_linear(const LinearWeight& w, QuantFormat fmt) {

@@ -53,6 +53,9 @@ struct LinearTarget {
 void apply_linears(const float* x, int64_t M, int64_t ldx, const std::vector<LinearTarget>& targets,
                    std::vector<BlockQ8A>& scratch);
 
+// A float32 weight [out, in] that owns its values (converted or padded copies).
+LinearWeight owned_float_linear(std::vector<float> values, int64_t out, int64_t in, std::vector<float> bias);
+
 // A quantised copy of a float weight (bias kept). K must be a multiple of the format's block size.
 LinearWeight quantize_linear(const LinearWeight& w, QuantFormat fmt);
 
