@@ -25,8 +25,11 @@ def test_upward_and_sideways_includes_are_caught(tmp_path):
     vision = tmp_path / "cpp" / "vision" / "projector.cpp"
     vision.write_text('#include "decoder/kv_cache.h"\n' + vision.read_text())  # sideways
     (tmp_path / "cpp" / "stray.cpp").write_text("int x;\n")
+    (tmp_path / "python").mkdir()
+    (tmp_path / "python" / "bind_x.cpp").write_text('#include "decoder/sampler.h"\n#include "engine/engine.h"\n')
     r = run(tmp_path)
     assert r.returncode == 1
     assert "cpp/kernels/gemm.cpp: includes \"decoder/decoder.h\"" in r.stdout
     assert "cpp/vision/projector.cpp: includes \"decoder/kv_cache.h\"" in r.stdout
     assert "cpp/stray.cpp" in r.stdout
+    assert "python/bind_x.cpp: includes \"decoder/sampler.h\"" in r.stdout and "engine/engine.h" not in r.stdout

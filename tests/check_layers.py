@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Fails when a file under cpp/ includes a project header from a folder its layer may not use.
 
-The allowed edges live in cpp/layers.txt (one line per folder: `folder: allowed folders`). Bindings
-(python/*.cpp) sit above everything and may include engine/ and the public value types below it, so
-they are not checked here. Usage: python3 tests/check_layers.py [repo root]"""
+The allowed edges live in cpp/layers.txt (one line per folder: `folder: allowed folders`); its
+`bindings` line lists what python/*.cpp may include (folders, or single headers). Usage:
+python3 tests/check_layers.py [repo root]"""
 import pathlib
 import re
 import sys
@@ -40,6 +40,15 @@ def violations(root: pathlib.Path) -> list[str]:
             if dep not in layers[folder]:
                 bad.append(f"{f.relative_to(root)}: includes \"{target}\", but {folder}/ may use only "
                            f"{', '.join(sorted(layers[folder] - {folder})) or 'nothing else'} (cpp/layers.txt)")
+    allowed = layers.get("bindings", set())
+    for f in sorted((root / "python").glob("*.cpp")):
+        for target in INCLUDE.findall(f.read_text(errors="replace")):
+            dep = target.split("/", 1)[0] if "/" in target else None
+            if dep is None or not (cpp / dep).is_dir():
+                continue
+            if dep not in allowed and target not in allowed:
+                bad.append(f"{f.relative_to(root)}: includes \"{target}\", but the bindings may use only "
+                           f"{', '.join(sorted(allowed - {'bindings'}))} (cpp/layers.txt)")
     stray = [p for p in cpp.iterdir() if p.suffix in (".h", ".cpp")]
     bad += [f"{p.relative_to(root)}: sources belong in a layer folder" for p in stray]
     return bad
