@@ -8,6 +8,10 @@
 #include <cmath>
 #include <cstdlib>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include "core/cpu_budget.h"
 #include "core/error.h"
 #include "weights/packed_cache.h"
@@ -56,6 +60,7 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
   if (cfg_.model_max_length == 0) cfg_.model_max_length = tokenizer_.model_max_length();
   weights_ = std::make_unique<WeightStore>(WeightStore::open(options.model_dir));
   build_networks(plan, report);
+  release_load_memory();
   quant_tag_ = plan.tag();
   if (decoder_->tied_head_max_diff() > 0.0f)
     notes_.push_back(str_cat("the checkpoint stores language_model.lm_head.weight, which differs from the tied "
@@ -120,6 +125,15 @@ void Engine::build_networks(const QuantPlan& plan, const Report& report) {
     notes_.push_back("loaded packed weights from " + packed_cache_path_);
   }
   packed_ = std::move(packed);
+}
+
+void Engine::release_load_memory() {
+#if defined(__GLIBC__)
+  // The private copies a first quantised load made are freed once the networks map the cache, but
+  // glibc keeps freed heap in the process unless asked: hand it back, so this process's resident set
+  // is what every other process mapping the cache has.
+  malloc_trim(0);
+#endif
 }
 
 void Engine::make_networks(WeightLoader& loader) {

@@ -140,6 +140,8 @@ class Engine {
   // cache (built and written once per cache file when missing).
   void build_networks(const QuantPlan& plan, const Report& report);
   void make_networks(WeightLoader& loader);
+  // Returns the heap freed after loading to the OS (the private copies of a first quantised load).
+  static void release_load_memory();
   std::shared_ptr<const EncodedImage> encode(const ImageU8& image, Timings* timings) const;
 
   // run_batch's steps, in order (engine.cpp).
