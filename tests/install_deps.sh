@@ -46,7 +46,7 @@ fi
 # Test-only: pytest and the packages the tests compare against or drive (tokenizers, safetensors, the
 # notebooks, Ray for the Ray tests).
 python3 -m pip install -q --upgrade pytest tokenizers safetensors nbclient nbformat ipykernel matplotlib \
-  "ray[data]>=2.50" tqdm "mypy==2.4.1" "ruff==0.17.6"
+  "ray[data]>=2.50" tqdm pycocotools "mypy==2.4.1" "ruff==0.17.6"
 
 # Reference-only test dependencies: torch (CPU; this exact version is the wheel machines of this kind
 # keep locally, an unpinned torch would pull a multi-GB GPU build), transformers as the official repo
