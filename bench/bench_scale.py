@@ -27,12 +27,8 @@ import numpy as np
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent
-PROMPTS = ["Locate all the instances that matches the following description: person</c>car.",
-           "Point to: the door.", "Detect all the text in box format.",
-           "Locate a single instance that matches the following description: a red car.",
-           "Locate all the instances that match the following description: windows.",
-           "Please locate the text referred as STOP.", "Point to: the traffic light.",
-           "Locate the region that matches the following description: the search button."]
+sys.path.insert(0, str(HERE))
+from bench_batch import PROMPTS  # noqa: E402  (the same queries as the batch benchmark)
 
 
 def default_model() -> str:
