@@ -200,3 +200,17 @@ def test_device_rule_warns_once():
     assert len([w for w in caught if issubclass(w.category, RuntimeWarning)]) == 1
     with pytest.raises(ValueError, match="cuda"):
         workers.resolve_device("mps")
+
+
+def test_scores_follow_their_items_past_malformed_boxes_none_and_non_ascii_labels():
+    from locateanything_native.eval.parsing import parse_with_scores
+
+    answer = "<ref>é猫</ref><box><1></box><box>none</box><box><10><20><30><40></box><box><5><6></box>"
+
+    class Result:  # what parse_with_scores reads of an engine Result (worker-rule items with scores)
+        boxes = [{"label": "é猫", "x1": 10.0, "y1": 20.0, "x2": 30.0, "y2": 40.0, "score": 0.9}]
+        points = [{"label": "é猫", "x": 5.0, "y": 6.0, "score": 0.3}]
+
+    preds, scores = parse_with_scores(answer, 1000, 1000, Result())
+    assert preds == {"é猫": [[5.0, 6.0], [10.0, 20.0, 30.0, 40.0]]}  # a run lists its points first
+    assert scores == {"é猫": [0.3, 0.9]}

@@ -526,6 +526,7 @@ void register_engine_class(::py::module_& m) {
       item["pixels"] = d.kind == Detection::Kind::Box     ? std::vector<double>{d.x1, d.y1, d.x2, d.y2}
                        : d.kind == Detection::Kind::Point ? std::vector<double>{d.x1, d.y1}
                                                           : std::vector<double>{};
+      item["start"] = d.start;
       out.append(item);
     }
     return out;
@@ -556,7 +557,8 @@ void register_engine_class(::py::module_& m) {
 void register_functions(::py::module_& m) {
   m.def("parse_answer", &parse_answer_py, ::py::arg("answer"), ::py::arg("width"), ::py::arg("height"),
         ::py::arg("rule") = "worker",
-        "Items of an answer as [{kind, label, values, pixels[, start]}], by rule: 'worker' (the official "
+        "Items of an answer as [{kind, label, values, pixels, start}] (start: byte offset of the item's <box> in "
+        "the UTF-8 answer), by rule: 'worker' (the official "
         "worker's parse_boxes / parse_points, labels carried from the last <ref>), 'eval' (the evaluation "
         "scripts' parse_prediction: labelled runs, clamped, corners ordered) or 'eval_boxes' (boxes only).");
   m.attr("QUANTIZATIONS") = ::py::cast(quantization_names());

@@ -128,6 +128,7 @@ std::vector<Detection> parse_answer(const std::string& s, int width, int height)
         Detection d;
         d.kind = Detection::Kind::None;
         d.label = label;
+        d.start = i;
         out.push_back(d);
         i = p + 10;
         continue;
@@ -139,6 +140,7 @@ std::vector<Detection> parse_answer(const std::string& s, int width, int height)
         Detection d;
         d.kind = n == 4 ? Detection::Kind::Box : Detection::Kind::Point;
         d.label = label;
+        d.start = i;
         for (int k = 0; k < n; ++k) d.raw[k] = v[k];
         d.x1 = v[0] / 1000.0 * width;
         d.y1 = v[1] / 1000.0 * height;

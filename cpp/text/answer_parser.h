@@ -18,6 +18,7 @@ struct Detection {
   std::string label;  // text of the closest preceding <ref>…</ref> ("" if none)
   double x1 = 0, y1 = 0, x2 = 0, y2 = 0;  // a point uses x1, y1
   int raw[4] = {0, 0, 0, 0};             // the 0..1000 values as generated
+  size_t start = 0;                      // byte offset of its "<box>" in the answer
   // Confidence: the geometric mean of the probabilities of its coordinate tokens under the
   // distributions they were drawn from (score_detections); NaN when unknown (a "none" item, or a
   // box whose tokens could not be found).
@@ -42,7 +43,7 @@ struct EvalItem {
   double values[4] = {0, 0, 0, 0};  // as written (0..1000 normally)
   double pixels[4] = {0, 0, 0, 0};  // a point uses the first two
   bool integral[4] = {false, false, false, false};
-  size_t start = 0;                 // byte offset of its "<box>" in the answer
+  size_t start = 0;                 // byte offset of its "<box>" in the answer (as Detection::start)
 };
 std::vector<EvalItem> parse_answer_eval(const std::string& answer, double width, double height, bool points = true);
 

@@ -20,8 +20,6 @@ from typing import NamedTuple
 
 from .. import _core
 
-# How the worker rule (Result.boxes / Result.points) is scored: items are matched by their "<box>" offset.
-
 
 class Item(NamedTuple):
     """One labelled point or box of an answer."""
@@ -29,7 +27,7 @@ class Item(NamedTuple):
     label: str
     values: list  # 2 (point) or 4 (box) normalised floats, as written
     is_point: bool
-    start: int  # offset of its "<box>" in the answer
+    start: int  # byte offset of its "<box>" in the UTF-8 answer
     pixels: list  # in pixels of the image the answer was parsed for (clamped values are ints)
 
 
@@ -85,18 +83,15 @@ def parse_with_scores(text: str, w, h, result=None, *, points: bool = True) -> t
     scores: dict[str, list] = {}
     engine_boxes = list(getattr(result, "boxes", None) or []) if result is not None else []
     engine_points = list(getattr(result, "points", None) or []) if result is not None else []
-    # The engine's items (worker rule) in answer order, by the offset of their "<box>".
+    # The engine's items (worker rule: Result.boxes / Result.points, in answer order) by the byte offset
+    # of their "<box>", the same offsets the eval rule reports.
     slots: dict[tuple[bool, int], int] = {}
     counts = {True: 0, False: 0}
-    offset = 0
     for d in _core.parse_answer(text, w, h, "worker"):
-        if d["kind"] == "none":
-            continue
-        is_point = d["kind"] == "point"
-        offset = text.find("<box>", offset)
-        slots[(is_point, offset)] = counts[is_point]
-        counts[is_point] += 1
-        offset += 5
+        if d["kind"] != "none":
+            is_point = d["kind"] == "point"
+            slots[(is_point, d["start"])] = counts[is_point]
+            counts[is_point] += 1
     for item in items:
         preds.setdefault(item.label, []).append(item.pixels)
         slot = slots.get((item.is_point, item.start))
