@@ -387,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}\n(see: locateanything --help)", file=sys.stderr)
         return 2
 
+    pool = None  # the Ray engine actors, with --ray
     try:
         if args.demo:
             model = demo_checkpoint()
@@ -450,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     finally:
-        if args.ray is not None and "pool" in locals():
+        if pool is not None:
             pool.close()
     if failed:
         print(f"error: {failed} of {len(sources)} images failed", file=sys.stderr)
