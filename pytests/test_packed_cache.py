@@ -236,3 +236,25 @@ def test_prepare_builds_the_cache_once(model, tmp_path, monkeypatch):
     assert any(n.startswith("loaded packed weights") for n in e.core.notes)
     with pytest.raises(ValueError, match="quantization"):
         la.prepare(str(model), quantization="none")
+
+
+def test_a_cache_write_that_fails_midway_loads_in_memory_and_leaves_nothing(model, tmp_path):
+    """Tensors go to the cache file as they are quantised; when the disk refuses one (here a file
+    size limit, as a full disk would), the load goes on in private memory with a note, the
+    temporary file is removed, and the answers equal those of a load that wrote the cache."""
+    cache = tmp_path / "packed.safetensors"
+    reference = _reference(model, tmp_path)
+    limited = ("import resource, signal\n"
+               "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+               "resource.setrlimit(resource.RLIMIT_FSIZE, (4 << 20, 4 << 20))\n")
+    env = dict(os.environ, CACHE_FILE=str(cache))
+    p = subprocess.run([sys.executable, "-c", limited + CHILD, str(model)], env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    assert any(n.startswith("could not write the packed weight cache") for n in res["notes"]), res["notes"]
+    assert not _wrote(res)
+    assert not cache.exists() and not list(tmp_path.glob("packed.safetensors.tmp*"))
+    assert res["ids"] == reference["ids"]
+    again = _child(model, {"CACHE_FILE": str(cache)})  # no limit: the cache is built
+    assert _wrote(again) and again["ids"] == reference["ids"]

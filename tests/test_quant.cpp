@@ -166,6 +166,26 @@ TEST(QuantWeights, IsaVariantsBitIdentical) {
   }
 }
 
+// bf16 widening (the quantiser's input from a bf16 checkpoint): every ISA gives the scalar twin's
+// bits for every bf16 pattern (signed zeros, subnormals, infinities, NaNs), at lengths with tails.
+TEST(QuantWeights, WidenBf16IsaVariantsBitIdentical) {
+  std::vector<uint16_t> all(65536 + 13);
+  for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<uint16_t>(i * 40503u);
+  for (int64_t n : {int64_t(1), int64_t(15), int64_t(17), int64_t(33), static_cast<int64_t>(all.size())}) {
+    std::vector<float> ref(n), got(n);
+    quant_kernels_scalar().widen_bf16(all.data(), n, ref.data());
+    for (int64_t i = 0; i < n; ++i) {
+      uint32_t bits;
+      std::memcpy(&bits, &ref[i], 4);
+      ASSERT_EQ(bits, uint32_t(all[i]) << 16);
+    }
+    for (Isa isa : isas_to_test()) {
+      quant_kernels(isa).widen_bf16(all.data(), n, got.data());
+      EXPECT_EQ(std::memcmp(ref.data(), got.data(), n * sizeof(float)), 0) << isa_name(isa) << " n=" << n;
+    }
+  }
+}
+
 TEST(QuantActivations, RoundTripAndOffsets) {
   const int64_t M = 9, K = 2048;
   std::vector<float> x = random_matrix(M, K, 11);

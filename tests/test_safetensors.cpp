@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -140,6 +141,73 @@ TEST(Safetensors, MissingFolderAndWeights) {
   EXPECT_THROW(WeightStore::open("/nonexistent/model"), FileNotFound);
   const std::string dir = test::temp_dir("st_empty");
   EXPECT_THROW(WeightStore::open(dir), FileNotFound);
+}
+
+
+// n tensors of different sizes whose bytes (i + j) say where they came from.
+std::vector<std::vector<uint8_t>> ramp_tensors(int n) {
+  std::vector<std::vector<uint8_t>> out;
+  for (int i = 0; i < n; ++i) {
+    std::vector<uint8_t> t(static_cast<size_t>(1000 + 37 * i));
+    for (size_t j = 0; j < t.size(); ++j) t[j] = static_cast<uint8_t>(i + j);
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+void expect_written(const std::string& path, const std::vector<std::vector<uint8_t>>& tensors) {
+  WeightStore ws = WeightStore::open_files({path});
+  EXPECT_EQ(ws.metadata("kind"), "test");
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const TensorView& t = ws.get("t" + std::to_string(i));
+    ASSERT_EQ(t.nbytes, tensors[i].size());
+    EXPECT_EQ(std::memcmp(t.data, tensors[i].data(), t.nbytes), 0) << "tensor " << i;
+  }
+}
+
+TEST(SafetensorsWriter, StreamsTensorsAndReturnsViewsOfTheWrittenBytes) {
+  // A roomy header (padded with spaces) and one that outgrows its room (copied behind a new one):
+  // both read back equal, and the views returned while writing stay valid after finish().
+  for (size_t reserve : {size_t(1) << 16, size_t(64)}) {
+    const std::string dir = test::temp_dir("st_writer");
+    const std::string path = dir + "/out.safetensors";
+    const auto tensors = ramp_tensors(40);
+    std::vector<std::shared_ptr<const void>> views;
+    {
+      SafetensorsWriter w(path, reserve);
+      for (size_t i = 0; i < tensors.size(); ++i) {
+        std::vector<uint8_t> copy = tensors[i];  // freed right after, as the loader frees its copy
+        views.push_back(w.add({"t" + std::to_string(i), DType::U8, {static_cast<int64_t>(copy.size())}, copy.data(),
+                               copy.size()}));
+      }
+      EXPECT_FALSE(file_exists(path)) << "visible before finish()";
+      w.finish({{"kind", "test"}});
+    }
+    expect_written(path, tensors);
+    for (size_t i = 0; i < tensors.size(); ++i)
+      EXPECT_EQ(std::memcmp(views[i].get(), tensors[i].data(), tensors[i].size()), 0) << "view " << i;
+    int leftovers = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir)) leftovers += e.path().filename() != "out.safetensors";
+    EXPECT_EQ(leftovers, 0) << "temporary files left behind (reserve " << reserve << ")";
+  }
+}
+
+TEST(SafetensorsWriter, AnUnfinishedWriterLeavesNothing) {
+  const std::string dir = test::temp_dir("st_writer_abandoned");
+  const std::string path = dir + "/out.safetensors";
+  std::shared_ptr<const void> view;
+  {
+    SafetensorsWriter w(path, 4096);
+    const std::vector<uint8_t> t(5000, 7);
+    view = w.add({"t", DType::U8, {5000}, t.data(), t.size()});
+  }
+  EXPECT_EQ(static_cast<const uint8_t*>(view.get())[4999], 7) << "a view outlives its writer";
+  EXPECT_TRUE(std::filesystem::is_empty(dir));
+}
+
+TEST(SafetensorsWriter, AnUnwritableFolderIsNamed) {
+  const std::string msg = error_of<RuntimeError>([] { SafetensorsWriter w("/nonexistent/dir/out.safetensors", 64); });
+  EXPECT_NE(msg.find("/nonexistent/dir/out.safetensors"), std::string::npos) << msg;
 }
 
 }  // namespace

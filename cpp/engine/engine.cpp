@@ -78,6 +78,7 @@ void Engine::build_networks(const QuantPlan& plan, const Report& report) {
   // none does, one process per cache file builds it (the others wait on its lock, then map it).
   std::unique_ptr<PackedCache> cache;
   std::unique_ptr<WeightStore> packed;
+  size_t notes_before = 0;  // cache notes already passed on
   if (plan.any() && options_.packed_cache != "off") {
     cache = std::make_unique<PackedCache>(options_.packed_cache, options_.model_dir, weights_->files(), plan.tag());
     packed_cache_path_ = cache->path();
@@ -87,32 +88,42 @@ void Engine::build_networks(const QuantPlan& plan, const Report& report) {
       notes_.push_back(n);
       report("warning", 0, n);
     }
+    notes_before = cache->notes().size();
   }
   WeightLoader loader(*weights_, cfg_.quantization, plan, packed.get());
   if (plan.any() && !packed) {
-    // Converting a bf16 checkpoint streams it once: ~500 MB/s with the files in the page cache, a
-    // third of that from a cold disk (measured on the 3B checkpoint, bench/README.md).
+    // Converting a bf16 checkpoint streams it once: ~1 GB/s with the files in the page cache, a
+    // sixth of that from a cold disk (measured on the 3B layout, bench/README.md).
     const double gb = static_cast<double>(weights_->total_bytes()) / 1e9;
     report("build_cache", 0,
            str_cat("quantising the weights (", options_.quantization, ") once",
                    cache && cache->locked() ? " into the packed cache " + packed_cache_path_
                                             : std::string(" (no packed cache: every load does this)"),
-                   "; roughly ", static_cast<int64_t>(std::ceil(gb / 0.5)), "-", static_cast<int64_t>(std::ceil(gb / 0.16)),
+                   "; roughly ", static_cast<int64_t>(std::ceil(gb / 1.0)), "-", static_cast<int64_t>(std::ceil(gb / 0.16)),
                    " s for these ", static_cast<int64_t>(std::ceil(gb * 10)) / 10.0, " GB; later loads map the cache"));
     const double total = static_cast<double>(std::max<size_t>(1, weights_->total_bytes()));
     loader.set_progress([&report, total](size_t done) { report("quantise", std::min(1.0, done / total), ""); });
+    // Each tensor is quantised straight into the cache file, so the load never holds them all; a
+    // write that fails (disk full) leaves that tensor and the rest in memory, with a note.
+    if (cache && cache->locked()) loader.set_cache_writer(cache.get(), weights_->names().size() + 8);
   } else if (packed) {
     report("map_cache", 0, "mapping the packed weight cache " + packed_cache_path_);
   }
   make_networks(loader);
   for (const std::string& n : loader.notes()) notes_.push_back(n);
-  if (!loader.new_blobs().empty() && cache && cache->locked()) {
+  if (cache) {
+    for (size_t i = notes_before; i < cache->notes().size(); ++i) {
+      notes_.push_back(cache->notes()[i]);
+      report("warning", 0, notes_.back());
+    }
+  }
+  if (cache && cache->writing()) {
     report("write_cache", 1, "writing the packed weight cache " + packed_cache_path_);
     try {
-      cache->write(loader.new_blobs());
+      cache->finish();
       notes_.push_back("wrote the packed weight cache " + packed_cache_path_);
-      // Map what was just written, as every other process will: the pages are then shared between
-      // processes and this one's private copies are freed with `loader`.
+      // Map the finished file as every other process will (its pages shared between them); the
+      // networks built while writing, and their views of the temporary file, go.
       if ((packed = cache->open())) {
         WeightLoader mapped(*weights_, cfg_.quantization, plan, packed.get());
         make_networks(mapped);

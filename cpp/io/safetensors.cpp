@@ -327,8 +327,12 @@ void WeightStore::prefetch(const TensorView& t) const {
   ::madvise(reinterpret_cast<void*>(begin), reinterpret_cast<uintptr_t>(t.data) + t.nbytes - begin, MADV_WILLNEED);
 }
 
-void write_safetensors(const std::string& path, const std::vector<TensorBlob>& tensors,
-                       const std::map<std::string, std::string>& metadata) {
+namespace {
+
+// The JSON header of `tensors` laid out back to back, padded with spaces to a multiple of 8 and to
+// at least `min_bytes`.
+std::string header_text(const std::vector<TensorBlob>& tensors, const std::map<std::string, std::string>& metadata,
+                        size_t min_bytes) {
   nlohmann::json header = nlohmann::json::object();
   uint64_t offset = 0;
   for (const TensorBlob& t : tensors) {
@@ -339,20 +343,139 @@ void write_safetensors(const std::string& path, const std::vector<TensorBlob>& t
   for (const auto& [k, v] : metadata) meta[k] = v;
   header["__metadata__"] = meta;
   std::string text = header.dump();
+  if (text.size() < min_bytes) text.append(min_bytes - text.size(), ' ');
   text.append((8 - text.size() % 8) % 8, ' ');
-  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  LA_CHECK(f, RuntimeError, "cannot write '", tmp, "': ", std::strerror(errno));
-  const uint64_t n = text.size();
-  bool ok = std::fwrite(&n, 8, 1, f) == 1 && std::fwrite(text.data(), 1, text.size(), f) == text.size();
-  for (const TensorBlob& t : tensors) ok = ok && std::fwrite(t.data, 1, t.nbytes, f) == t.nbytes;
-  // On disk before the rename makes it visible: a crash never leaves a named file with missing data.
-  ok = ok && std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw RuntimeError(str_cat("writing '", path, "' failed (", std::strerror(errno), "); check free disk space"));
+  return text;
+}
+
+bool write_all(int fd, const void* data, size_t n, off_t at) {
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    const ssize_t w = ::pwrite(fd, p, std::min<size_t>(n, size_t(1) << 30), at);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    p += w;
+    at += w;
+    n -= static_cast<size_t>(w);
   }
+  return true;
+}
+
+}  // namespace
+
+SafetensorsWriter::SafetensorsWriter(std::string path, size_t header_reserve)
+    : path_(std::move(path)), tmp_(path_ + ".tmp" + std::to_string(::getpid())),
+      reserve_((std::max<size_t>(header_reserve, 64) + 7) / 8 * 8) {
+  fd_ = ::open(tmp_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  LA_CHECK(fd_ >= 0, RuntimeError, "cannot write '", tmp_, "': ", std::strerror(errno));
+}
+
+SafetensorsWriter::~SafetensorsWriter() {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    ::unlink(tmp_.c_str());
+  }
+}
+
+void SafetensorsWriter::fail(const std::string& what) {
+  const std::string reason = std::strerror(errno);
+  if (fd_ >= 0) {
+    ::close(fd_);
+    ::unlink(tmp_.c_str());
+    fd_ = -1;
+  }
+  throw RuntimeError(str_cat("writing '", path_, "' failed (", what, ": ", reason, "); check free disk space"));
+}
+
+void* SafetensorsWriter::reserve(size_t nbytes) {
+  LA_CHECK(fd_ >= 0, RuntimeError, "SafetensorsWriter::reserve after finish");
+  LA_ASSERT(!pending_, "SafetensorsWriter::reserve twice without commit");
+  const off_t at = static_cast<off_t>(8 + reserve_ + offset_);
+  if (::ftruncate(fd_, at + static_cast<off_t>(nbytes)) != 0) fail("ftruncate");
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  const off_t base = at / static_cast<off_t>(page) * static_cast<off_t>(page);
+  const size_t len = std::max<size_t>(nbytes + static_cast<size_t>(at - base), 1);
+  void* m = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, base);
+  if (m == MAP_FAILED) fail("mmap");
+#ifdef MADV_POPULATE_WRITE
+  // One call faults in every page (rather than one fault per page as the tensor is filled).
+  ::madvise(m, len, MADV_POPULATE_WRITE);
+#endif
+  char* data = static_cast<char*>(m) + (at - base);
+  pending_ = std::shared_ptr<void>(data, [m, len](void*) { ::munmap(m, len); });
+  pending_bytes_ = nbytes;
+  return data;
+}
+
+std::shared_ptr<const void> SafetensorsWriter::commit(const TensorBlob& t) {
+  LA_ASSERT(pending_ && t.nbytes == pending_bytes_, "SafetensorsWriter::commit without a matching reserve");
+  const off_t at = static_cast<off_t>(8 + reserve_ + offset_);
+  // Start write-back now, so the final fsync finds little left to do.
+  if (t.nbytes > 0) ::sync_file_range(fd_, at, static_cast<off_t>(t.nbytes), SYNC_FILE_RANGE_WRITE);
+  entries_.push_back({t.name, t.dtype, t.shape, nullptr, t.nbytes});
+  offset_ += t.nbytes;
+  pending_bytes_ = 0;
+  pending_.reset();
+  // A fresh read-only mapping of the same pages: nothing is mapped into this process until read,
+  // so the file being built never counts toward its resident set.
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  const off_t base = at / static_cast<off_t>(page) * static_cast<off_t>(page);
+  const size_t len = std::max<size_t>(t.nbytes + static_cast<size_t>(at - base), 1);
+  void* m = ::mmap(nullptr, len, PROT_READ, MAP_SHARED, fd_, base);
+  if (m == MAP_FAILED) fail("mmap");
+  const char* data = static_cast<const char*>(m) + (at - base);
+  return std::shared_ptr<const void>(data, [m, len](const void*) { ::munmap(m, len); });
+}
+
+std::shared_ptr<const void> SafetensorsWriter::add(const TensorBlob& t) {
+  void* dst = reserve(t.nbytes);
+  if (t.nbytes > 0) std::memcpy(dst, t.data, t.nbytes);
+  return commit(t);
+}
+
+void SafetensorsWriter::finish(const std::map<std::string, std::string>& metadata) {
+  LA_CHECK(fd_ >= 0, RuntimeError, "SafetensorsWriter::finish twice");
+  LA_ASSERT(!pending_, "SafetensorsWriter::finish with a reserved tensor not committed");
+  std::string text = header_text(entries_, metadata, reserve_);
+  if (text.size() == reserve_) {
+    const uint64_t n = text.size();
+    if (!write_all(fd_, &n, 8, 0) || !write_all(fd_, text.data(), text.size(), 8)) fail("write");
+  } else {
+    // The header outgrew its room: a second file, header first, then the data copied in the kernel.
+    // The views keep the first file's pages until they are released.
+    const std::string tmp2 = tmp_ + "b";
+    const int fd2 = ::open(tmp2.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd2 < 0) fail("open " + tmp2);
+    const uint64_t n = text.size();
+    bool ok = write_all(fd2, &n, 8, 0) && write_all(fd2, text.data(), text.size(), 8);
+    loff_t in = static_cast<loff_t>(8 + reserve_), out = static_cast<loff_t>(8 + text.size());
+    for (size_t left = offset_; ok && left > 0;) {
+      const ssize_t c = ::copy_file_range(fd_, &in, fd2, &out, left, 0);
+      if (c <= 0) {
+        // Fall back to a plain copy (file systems without copy_file_range).
+        std::vector<char> buf(size_t(1) << 20);
+        while (ok && left > 0) {
+          const ssize_t r = ::pread(fd_, buf.data(), std::min(buf.size(), left), in);
+          ok = r > 0 && write_all(fd2, buf.data(), static_cast<size_t>(r), out);
+          in += r;
+          out += r;
+          left -= static_cast<size_t>(std::max<ssize_t>(r, 0));
+        }
+        break;
+      }
+      left -= static_cast<size_t>(c);
+    }
+    ::close(fd_);
+    ::unlink(tmp_.c_str());
+    fd_ = fd2;
+    tmp_ = tmp2;
+    if (!ok) fail("copy");
+  }
+  // On disk before the rename makes it visible: a crash never leaves a named file with missing data.
+  if (::fsync(fd_) != 0) fail("fsync");
+  if (std::rename(tmp_.c_str(), path_.c_str()) != 0) fail("rename");
+  ::close(fd_);
+  fd_ = -1;
 }
 
 size_t WeightStore::total_bytes() const {

@@ -66,10 +66,42 @@ struct TensorBlob {
   size_t nbytes = 0;
 };
 
-// Writes a safetensors file atomically (a temporary file renamed into place); `metadata` goes to
-// "__metadata__". Throws RuntimeError naming the path when the disk refuses.
-void write_safetensors(const std::string& path, const std::vector<TensorBlob>& tensors,
-                       const std::map<std::string, std::string>& metadata);
+// Writes a safetensors file atomically, one tensor at a time, so a caller never holds them all.
+// - add() / reserve() + commit(): the tensor goes to a temporary file at once (write-back started)
+//   and comes back as a mapping of the written bytes, which can replace the caller's copy. Views
+//   stay valid after finish() and after the writer is gone.
+// - finish(): the header (with `metadata` as "__metadata__") goes into the `header_reserve` bytes
+//   kept free at the start, padded with spaces as the format allows; when it does not fit, into a
+//   new file followed by a kernel-side copy of the data. Then fsync and rename, so a crash never
+//   leaves a named file with missing data.
+// - Failures throw RuntimeError naming the path. A writer destroyed unfinished removes its file; a
+//   killed process leaves `<path>.tmp<pid>`, which the next builder under the cache lock deletes.
+class SafetensorsWriter {
+ public:
+  SafetensorsWriter(std::string path, size_t header_reserve);
+  ~SafetensorsWriter();
+  SafetensorsWriter(const SafetensorsWriter&) = delete;
+  SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;
+
+  // The next tensor written in place: reserve() grows the file by `nbytes` and returns that region
+  // mapped writable (fill it, then commit() it with its name, dtype and shape; t.data is ignored).
+  // Nothing is copied, and the pages are the file's own.
+  void* reserve(size_t nbytes);
+  std::shared_ptr<const void> commit(const TensorBlob& t);
+  // reserve() + copy + commit().
+  std::shared_ptr<const void> add(const TensorBlob& t);
+  void finish(const std::map<std::string, std::string>& metadata);
+  size_t data_bytes() const { return offset_; }
+
+ private:
+  [[noreturn]] void fail(const std::string& what);
+  std::string path_, tmp_;
+  int fd_ = -1;
+  size_t reserve_ = 0, offset_ = 0;
+  std::vector<TensorBlob> entries_;  // data pointers unused: names, dtypes, shapes, sizes
+  std::shared_ptr<void> pending_;    // the mapping reserve() returned
+  size_t pending_bytes_ = 0;
+};
 
 // All tensors of a checkpoint folder, by name.
 class WeightStore {

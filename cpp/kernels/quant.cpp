@@ -153,9 +153,10 @@ void quantise_weights_bf16(const uint16_t* w, int64_t N, int64_t K, int64_t ldw,
   check_shape(fmt, N, K, "quantise_weights_bf16");
   LA_CHECK(ldw >= K, InvalidArgument, "quantise_weights_bf16: row stride ", ldw, " is below K = ", K);
   const int64_t B = quant_block_size(fmt);
+  WidenBf16Kernel widen = quant_kernels(active_isa()).widen_bf16;
   quantise_weights_impl(
       [&](int64_t n, int64_t k0, float* buf) {
-        for (int64_t i = 0; i < B; ++i) buf[i] = bf16_to_f32(w[n * ldw + k0 + i]);
+        widen(w + n * ldw + k0, B, buf);
         return static_cast<const float*>(buf);
       },
       N, K, fmt, out);

@@ -158,8 +158,13 @@ using QuantGemmKernel = void (*)(const BlockQ8A* x, int64_t M, int64_t nb, const
                                  const float* bias, float* y, int64_t ldy, int64_t N, int64_t t0, int64_t t1,
                                  void* scratch, int64_t panel_tiles);
 
+// bfloat16 → float32 of n values (exact: a bf16 is the top half of a float), for weights quantised
+// from a bf16 checkpoint.
+using WidenBf16Kernel = void (*)(const uint16_t* src, int64_t n, float* dst);
+
 struct QuantKernels {
   QuantiseWeightsKernel quantise_weights;
+  WidenBf16Kernel widen_bf16;
   QuantiseRowKernel quantise_row;
   QuantRowsKernel rows[3];  // indexed by QuantFormat
   QuantGemmKernel gemm;     // nullptr: large M uses `rows` in row chunks

@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "core/half.h"
 #include "kernels/quant.h"
 
 namespace la {
@@ -173,11 +174,20 @@ void rows_avx2(const BlockQ8A* x, int64_t M, int64_t nb, const void* wv, const f
   }
 }
 
+void widen_bf16_avx2(const uint16_t* src, int64_t n, float* dst) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i)));
+    _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(h, 16)));
+  }
+  for (; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
+}
+
 }  // namespace
 
 const QuantKernels& quant_kernels_avx2() {
   // Weight quantisation is a one-off at load time: the scalar twin serves AVX2 machines.
-  static const QuantKernels k{quant_kernels_scalar().quantise_weights, quantise_row_avx2,
+  static const QuantKernels k{quant_kernels_scalar().quantise_weights, widen_bf16_avx2, quantise_row_avx2,
                               {rows_avx2<false, 1>, rows_avx2<false, 4>, rows_avx2<true, 1>},
                               nullptr};
   return k;

@@ -413,11 +413,20 @@ void gemm_vnni(const BlockQ8A* x, int64_t M, int64_t nb, const void* wv, QuantFo
   }
 }
 
+void widen_bf16_avx512(const uint16_t* src, int64_t n, float* dst) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512i h = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i)));
+    _mm512_storeu_ps(dst + i, _mm512_castsi512_ps(_mm512_slli_epi32(h, 16)));
+  }
+  for (; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
+}
+
 }  // namespace
 
 const QuantKernels& quant_kernels_avx512() {
   static const QuantKernels k{
-      quantise_weights_avx512, quantise_row_avx512,
+      quantise_weights_avx512, widen_bf16_avx512, quantise_row_avx512,
       {rows_avx512<false, false, 1>, rows_avx512<false, false, 4>, rows_avx512<false, true, 1>},
       nullptr};
   return k;
@@ -425,7 +434,7 @@ const QuantKernels& quant_kernels_avx512() {
 
 const QuantKernels& quant_kernels_avx512_vnni() {
   static const QuantKernels k{
-      quantise_weights_avx512, quantise_row_avx512,
+      quantise_weights_avx512, widen_bf16_avx512, quantise_row_avx512,
       {rows_avx512<true, false, 1>, rows_avx512<true, false, 4>, rows_avx512<true, true, 1>},
       gemm_vnni};
   return k;

@@ -124,10 +124,14 @@ void rows_scalar(const BlockQ8A* x, int64_t M, int64_t nb, const void* wv, const
   }
 }
 
+void widen_bf16_scalar(const uint16_t* src, int64_t n, float* dst) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
+}
+
 }  // namespace
 
 const QuantKernels& quant_kernels_scalar() {
-  static const QuantKernels k{quantise_weights_scalar, quantise_row_scalar,
+  static const QuantKernels k{quantise_weights_scalar, widen_bf16_scalar, quantise_row_scalar,
                               {rows_scalar<TileQ4x32, 1, false>, rows_scalar<TileQ4x128, 4, false>,
                                rows_scalar<TileQ8x32, 1, true>},
                               nullptr};

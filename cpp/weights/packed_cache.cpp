@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
@@ -200,12 +201,41 @@ void PackedCache::unlock() {
   lock_fd_ = -1;
 }
 
-void PackedCache::write(const std::vector<TensorBlob>& tensors) {
+void* PackedCache::reserve(size_t nbytes, size_t max_tensors) {
+  if (!locked() || abandoned_) return nullptr;
+  try {
+    if (!writer_) {
+      // Room for the header: each entry takes ~100 bytes of layout and ~100 of checksum; the writer
+      // copies the data behind a bigger header if this ever falls short.
+      writer_ = std::make_unique<SafetensorsWriter>(path_, 4096 + 512 * std::max<size_t>(max_tensors, 1));
+      sums_.clear();
+    }
+    return slot_ = writer_->reserve(nbytes);
+  } catch (const RuntimeError& e) {
+    abandon(e.what());
+    return nullptr;
+  }
+}
+
+std::shared_ptr<const void> PackedCache::commit(const std::string& name, size_t nbytes) {
+  LA_ASSERT(writer_ != nullptr, "PackedCache::commit without reserve");
+  sums_[name] = checksum_hex(checksum64(slot_, nbytes));  // while the bytes are still mapped and hot
+  slot_ = nullptr;
+  return writer_->commit({name, DType::U8, {static_cast<int64_t>(nbytes)}, nullptr, nbytes});
+}
+
+void PackedCache::abandon(const std::string& why) {
+  notes_.push_back(std::string("could not write the packed weight cache: ") + why);
+  writer_.reset();  // removes the temporary file; views already handed out stay valid
+  abandoned_ = true;
+}
+
+void PackedCache::finish() {
+  LA_ASSERT(writer_ != nullptr, "PackedCache::finish without add");
   nlohmann::json sums = nlohmann::json::object();
-  for (const TensorBlob& t : tensors) sums[t.name] = checksum_hex(checksum64(t.data, t.nbytes));
-  write_safetensors(path_, tensors,
-                    {{"fingerprint", fingerprint_}, {"plan", plan_tag_}, {"format", kFormatVersion},
-                     {"checksums", sums.dump()}});
+  for (const auto& [name, sum] : sums_) sums[name] = sum;
+  std::unique_ptr<SafetensorsWriter> w = std::move(writer_);
+  w->finish({{"fingerprint", fingerprint_}, {"plan", plan_tag_}, {"format", kFormatVersion}, {"checksums", sums.dump()}});
   write_sidecar();  // the checksums were computed from the bytes just written
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,19 +39,35 @@ class PackedCache {
   bool locked() const { return lock_fd_ >= 0; }
   void unlock();
 
-  // Writes the tensors atomically (temporary file, fsync, rename) with their checksums and records
-  // them as verified. Call while holding the lock.
-  void write(const std::vector<TensorBlob>& tensors);
+  // Writes the cache one tensor at a time while a load makes them (call while holding the lock), so
+  // a first load never holds the whole cache in private memory:
+  // - reserve(): room for the next tensor, in the file being built (a temporary file until
+  //   finish()); the caller quantises straight into it. `max_tensors` bounds how many will come (it
+  //   sizes the room kept for the header). Null when writing failed (disk full, ...): the reason is
+  //   in notes(), the build is abandoned, and the caller keeps its tensors in private memory.
+  // - commit(): that tensor is complete. Its checksum is taken, its write-back started, and the
+  //   returned view keeps its bytes mapped.
+  // - finish(): fsync, rename into place, record as verified. A cache destroyed before finish()
+  //   leaves nothing behind.
+  void* reserve(size_t nbytes, size_t max_tensors);
+  std::shared_ptr<const void> commit(const std::string& name, size_t nbytes);
+  void finish();
+  bool writing() const { return writer_ != nullptr; }
 
   const std::vector<std::string>& notes() const { return notes_; }
 
  private:
   bool verified_by_sidecar() const;
   void write_sidecar() const;
+  void abandon(const std::string& why);
 
   std::string path_, fingerprint_, plan_tag_;
   int lock_fd_ = -1;
   std::vector<std::string> notes_;
+  std::unique_ptr<SafetensorsWriter> writer_;
+  std::map<std::string, std::string> sums_;  // checksums of the tensors written so far
+  bool abandoned_ = false;
+  void* slot_ = nullptr;  // the tensor reserve() handed out last
 };
 
 }  // namespace la

@@ -91,13 +91,38 @@ LinearWeight WeightLoader::quantized(const std::string& weight_name, const Linea
     cached.bias = source.bias;
     return cached;
   }
-  LinearWeight q = quantize_linear(source, fmt);
+  LinearWeight q = new_quantized(source.out, source.in, fmt);
+  q.bias = source.bias;
+  quantize_linear_into(source, fmt, const_cast<void*>(q.data));
   converted_bytes_ += source.weight_bytes();
   if (progress_) progress_(converted_bytes_);
   if (ws_.has(weight_name)) ws_.release(ws_.get(weight_name));
-  blobs_.push_back({weight_name + "@" + quant_format_name(fmt), DType::U8,
-                    {static_cast<int64_t>(q.weight_bytes())}, q.data, q.weight_bytes()});
-  keep_.push_back(q.owner);
+  return finish_new(std::move(q), weight_name + "@" + quant_format_name(fmt));
+}
+
+LinearWeight WeightLoader::new_quantized(int64_t out, int64_t in, QuantFormat fmt) {
+  LinearWeight q;
+  q.quantized = true;
+  q.qformat = fmt;
+  q.out = out;
+  q.in = in;
+  const size_t bytes = static_cast<size_t>(quant_matrix_bytes(fmt, out, in));
+  void* slot = cache_ && !making_parts_ ? cache_->reserve(bytes, max_tensors_) : nullptr;
+  in_cache_ = slot != nullptr;
+  if (!slot) {
+    auto buf = std::shared_ptr<uint8_t>(new uint8_t[bytes], std::default_delete<uint8_t[]>());
+    slot = buf.get();
+    q.owner = std::move(buf);
+  }
+  q.data = slot;
+  return q;
+}
+
+LinearWeight WeightLoader::finish_new(LinearWeight q, const std::string& key) {
+  if (in_cache_) {
+    q.owner = cache_->commit(key, q.weight_bytes());
+    in_cache_ = false;
+  }
   return q;
 }
 
@@ -246,27 +271,27 @@ LinearWeight WeightLoader::stacked(const std::string& key, const std::vector<Par
   LinearWeight all = from_packed(key + ".weight", total, in, fmt);
   std::vector<LinearWeight> separate;
   if (!all.data) {
-    const size_t blobs_before = blobs_.size();
+    making_parts_ = true;  // the stacked matrix is cached instead of its parts
     for (const Part& p : parts) {
-      separate.push_back(linear(p.name, p.out, in, p.with_bias));
-      if (!separate.back().quantized || separate.back().qformat != fmt) return LinearWeight{};
+      try {
+        separate.push_back(linear(p.name, p.out, in, p.with_bias));
+      } catch (...) {
+        making_parts_ = false;
+        throw;
+      }
+      if (!separate.back().quantized || separate.back().qformat != fmt) {
+        making_parts_ = false;  // the caller loads the parts apart, and they are cached apart
+        return LinearWeight{};
+      }
     }
-    blobs_.resize(blobs_before);  // the stacked matrix is cached instead of its parts
-    auto buf = std::shared_ptr<uint8_t>(new uint8_t[quant_matrix_bytes(fmt, total, in)], std::default_delete<uint8_t[]>());
+    making_parts_ = false;
+    all = new_quantized(total, in, fmt);
     int64_t offset = 0;
     for (const LinearWeight& w : separate) {
-      std::memcpy(buf.get() + offset, w.data, w.weight_bytes());
+      std::memcpy(static_cast<uint8_t*>(const_cast<void*>(all.data)) + offset, w.data, w.weight_bytes());
       offset += static_cast<int64_t>(w.weight_bytes());
     }
-    all.quantized = true;
-    all.qformat = fmt;
-    all.out = total;
-    all.in = in;
-    all.data = buf.get();
-    all.owner = buf;
-    blobs_.push_back({key + ".weight@" + quant_format_name(fmt), DType::U8, {static_cast<int64_t>(all.weight_bytes())},
-                      all.data, all.weight_bytes()});
-    keep_.push_back(all.owner);
+    all = finish_new(std::move(all), key + ".weight@" + quant_format_name(fmt));
   }
   // Views of the parts (tile rows are stored row-major, so a part is a contiguous byte range).
   views->clear();

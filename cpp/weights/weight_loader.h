@@ -10,6 +10,7 @@
 
 #include "io/config.h"
 #include "io/safetensors.h"
+#include "weights/packed_cache.h"
 #include "weights/weights.h"
 
 namespace la {
@@ -68,14 +69,24 @@ class WeightLoader {
   // The output head of a tied model, from the embedding.
   LinearWeight tied_head(const LinearWeight& embedding, const std::string& embedding_name);
 
-  // Quantised tensors made during this load (not found in `packed`), to write a cache.
-  const std::vector<TensorBlob>& new_blobs() const { return blobs_; }
+  // Quantised tensors made during this load (not found in `packed`) are written straight into the
+  // packed cache being built (PackedCache::reserve / commit), so the load never holds them all in
+  // private memory. Without a cache writer, or once writing fails, they stay in private memory.
+  void set_cache_writer(PackedCache* cache, size_t max_tensors) {
+    cache_ = cache;
+    max_tensors_ = max_tensors;
+  }
   const std::vector<std::string>& notes() const { return notes_; }
   // Called with the checkpoint bytes converted so far, after each tensor this load quantises.
   void set_progress(std::function<void(size_t)> fn) { progress_ = std::move(fn); }
 
  private:
   LinearWeight quantized(const std::string& weight_name, const LinearWeight& source, QuantFormat fmt);
+  // A quantised [out, in] weight to fill: its memory is the next tensor of the cache being written
+  // (unless parts of a stacked matrix are being made), else private. finish_new() hands a filled
+  // one to the cache under `key`.
+  LinearWeight new_quantized(int64_t out, int64_t in, QuantFormat fmt);
+  LinearWeight finish_new(LinearWeight q, const std::string& key);
   LinearWeight from_packed(const std::string& weight_name, int64_t out, int64_t in, QuantFormat fmt);
   // A float decoder weight in the plan's format, or kept in float (with a note) when its input size
   // is not a multiple of the format's block.
@@ -85,8 +96,10 @@ class WeightLoader {
   QuantizationConfig ckpt_;
   QuantPlan plan_;
   const WeightStore* packed_;
-  std::vector<TensorBlob> blobs_;
-  std::vector<std::shared_ptr<const void>> keep_;  // owners of blob data
+  PackedCache* cache_ = nullptr;
+  size_t max_tensors_ = 0;
+  bool in_cache_ = false;      // the weight new_quantized() returned last lives in the cache file
+  bool making_parts_ = false;  // stacked(): its parts are joined first, and only the join is kept
   std::vector<std::string> notes_;
   std::function<void(size_t)> progress_;
   size_t converted_bytes_ = 0;

@@ -102,10 +102,18 @@ LinearWeight owned_float_linear(std::vector<float> values, int64_t out, int64_t 
   return w;
 }
 
-LinearWeight quantize_linear(const LinearWeight& w, QuantFormat fmt) {
+void quantize_linear_into(const LinearWeight& w, QuantFormat fmt, void* out) {
   LA_ASSERT(!w.quantized, "quantize_linear on a quantised weight");
   LA_CHECK(w.in % quant_block_size(fmt) == 0, InvalidArgument, "a [", w.out, ", ", w.in, "] weight cannot use ",
            quant_format_name(fmt), ": its input size is not a multiple of ", quant_block_size(fmt));
+  if (w.format == WeightFormat::BF16)
+    quantise_weights_bf16(static_cast<const uint16_t*>(w.data), w.out, w.in, w.in, fmt, out);
+  else
+    quantise_weights(static_cast<const float*>(w.data), w.out, w.in, w.in, fmt, out);
+}
+
+LinearWeight quantize_linear(const LinearWeight& w, QuantFormat fmt) {
+  LA_ASSERT(!w.quantized, "quantize_linear on a quantised weight");
   LinearWeight q;
   q.quantized = true;
   q.qformat = fmt;
@@ -113,10 +121,7 @@ LinearWeight quantize_linear(const LinearWeight& w, QuantFormat fmt) {
   q.in = w.in;
   q.bias = w.bias;
   auto buf = std::shared_ptr<uint8_t>(new uint8_t[quant_matrix_bytes(fmt, w.out, w.in)], std::default_delete<uint8_t[]>());
-  if (w.format == WeightFormat::BF16)
-    quantise_weights_bf16(static_cast<const uint16_t*>(w.data), w.out, w.in, w.in, fmt, buf.get());
-  else
-    quantise_weights(static_cast<const float*>(w.data), w.out, w.in, w.in, fmt, buf.get());
+  quantize_linear_into(w, fmt, buf.get());
   q.data = buf.get();
   q.owner = buf;
   return q;

@@ -58,6 +58,8 @@ LinearWeight owned_float_linear(std::vector<float> values, int64_t out, int64_t 
 
 // A quantised copy of a float weight (bias kept). K must be a multiple of the format's block size.
 LinearWeight quantize_linear(const LinearWeight& w, QuantFormat fmt);
+// The same into `out` (quant_matrix_bytes(fmt, w.out, w.in) bytes).
+void quantize_linear_into(const LinearWeight& w, QuantFormat fmt, void* out);
 
 // Float copy of a tensor of exactly `shape` (any float dtype); errors name tensor and file.
 std::vector<float> load_floats(const WeightStore& ws, const std::string& name, const std::vector<int64_t>& shape);
