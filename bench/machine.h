@@ -12,6 +12,7 @@ double time_best(int reps, const std::function<void()>& fn);  // best of reps ru
 double read_bandwidth_gbs();  // sum over a 1 GiB buffer, split over the pool (GB/s)
 double fp32_peak_gflops();     // independent AVX-512 (or AVX2) FMA chains on every pool thread
 double int8_peak_gops();       // independent vpdpbusd chains (0 without AVX-512 VNNI)
+double bf16_peak_gflops();     // independent vdpbf16ps chains (0 without AVX-512 BF16)
 double sgemm_gflops();         // gemm_nt on a vision-sized problem (1024 × 4608 × 1152)
 
 }  // namespace la::bench

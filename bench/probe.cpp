@@ -1,4 +1,4 @@
-// Machine probe: memory read bandwidth, peak float32 FMA and int8 VNNI throughput, and OpenBLAS
+// Machine probe: memory read bandwidth, peak float32 FMA, int8 VNNI and bf16 dot throughput, and OpenBLAS
 // sgemm, with 1 and all threads, as JSON (stdout, and the file named by argv[1] if given). The
 // end-to-end benchmark divides its stage times by these limits.
 #include <cstdio>
@@ -20,9 +20,9 @@ int main(int argc, char** argv) {
     la::PoolScope scope(&pool);
     std::snprintf(line, sizeof line,
                   "  \"threads_%d\": {\"read_GBps\": %.2f, \"fp32_peak_GFLOPs\": %.1f, \"int8_peak_GOPs\": %.1f, "
-                  "\"sgemm_GFLOPs\": %.1f}%s\n",
+                  "\"bf16_peak_GFLOPs\": %.1f, \"sgemm_GFLOPs\": %.1f}%s\n",
                   threads, la::bench::read_bandwidth_gbs(), la::bench::fp32_peak_gflops(), la::bench::int8_peak_gops(),
-                  la::bench::sgemm_gflops(), threads == all || all == 1 ? "" : ",");
+                  la::bench::bf16_peak_gflops(), la::bench::sgemm_gflops(), threads == all || all == 1 ? "" : ",");
     out += line;
     if (all == 1) break;
   }
