@@ -1,8 +1,13 @@
-"""Times the official PyTorch LocateAnything code on the CPU (float32) on the same checkpoint and
-images as bench_e2e.py, so the end-to-end benchmark can report a ratio measured on the same machine.
+"""Times the official PyTorch LocateAnything code on the CPU (float32 or bfloat16) on the same checkpoint
+and images as bench_e2e.py, so the end-to-end benchmark can report a ratio measured on the same machine.
 
     python3 bench/reference_baseline.py --eagle /path/to/NVlabs-Eagle --model bench/cache/random-full \
-        --size 448x448 --tokens 64 --mode slow --threads 2 --out bench/results/reference.json
+        --size 448x448 --tokens 64 --mode slow --threads 2 [--dtype bfloat16] --out bench/results/reference.json
+
+--dtype picks the dtype the official worker loads the model in (float32, the default, or bfloat16, the
+worker's own default); the pixel values are cast to it as the worker does. --image and --categories
+(bench_e2e.py --reference-dtype passes its own) make the query the same as the one our engine timed;
+without them the image is seeded noise of --size and the prompt asks for "person".
 
 Needs torch (CPU) and transformers 4.57.1 (the version the official repo pins) from pip, and a checkout
 of NVlabs/Eagle (its Embodied/ folder holds the worker and the model's remote code). The checkpoint
@@ -11,6 +16,7 @@ folder is not modified: a temporary folder links its files and adds the remote-c
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib.util
 import json
 import os
@@ -56,6 +62,10 @@ def main() -> int:
     p.add_argument("--tokens", type=int, default=64)
     p.add_argument("--mode", default="slow", choices=("slow", "fast", "hybrid"))
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
+                   help="dtype the model is loaded and run in (default float32)")
+    p.add_argument("--image", help="image file to query (default: seeded noise of --size)")
+    p.add_argument("--categories", default="person", help="comma-separated categories to locate")
     p.add_argument("--out")
     args = p.parse_args()
 
@@ -66,41 +76,52 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     sys.path.insert(0, str(HERE / "reference_shims"))
     model_dir = model_dir_with_remote_code(pathlib.Path(args.model), pathlib.Path(args.eagle))
+    atexit.register(shutil.rmtree, model_dir, ignore_errors=True)  # also when loading or running fails
     spec = importlib.util.spec_from_file_location(
         "locateanything_worker", pathlib.Path(args.eagle) / "Embodied" / "locateanything_worker.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
 
     t0 = time.time()
-    worker = mod.LocateAnythingWorker(str(model_dir), device="cpu", dtype=torch.float32)
+    worker = mod.LocateAnythingWorker(str(model_dir), device="cpu", dtype=getattr(torch, args.dtype))
     load_s = time.time() - t0
-    w, h = (int(v) for v in args.size.split("x"))
-    img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8))
+    if args.image:
+        img = Image.open(args.image).convert("RGB")
+        size = f"{img.width}x{img.height}"
+    else:
+        w, h = (int(v) for v in args.size.split("x"))
+        img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8))
+        size = args.size
+    categories = [c for c in args.categories.split(",") if c]
 
     # Vision tower and projector alone, through the model's own modules.
     inputs = worker.processor(text=["<image-1>"], images=[img], return_tensors="pt")
     with torch.no_grad():
         t0 = time.time()
         grid = torch.as_tensor(np.asarray(inputs["image_grid_hws"]), dtype=torch.int32)  # as generate() converts it
-        feats = worker.model.extract_feature(inputs["pixel_values"].float(), grid)
+        # Cast as the worker does before generate() (float32 or bfloat16, whichever the model holds).
+        feats = worker.model.extract_feature(inputs["pixel_values"].to(worker.model.dtype), grid)
         vision_s = time.time() - t0
         t0 = time.time()
         worker.model.mlp1(torch.cat(feats, dim=0))
         projector_s = time.time() - t0
 
     t0 = time.time()
-    out = worker.detect(img, ["person"], generation_mode=args.mode, max_new_tokens=args.tokens, temperature=0.0,
+    out = worker.detect(img, categories, generation_mode=args.mode, max_new_tokens=args.tokens, temperature=0.0,
                         top_p=1.0, repetition_penalty=1.0, verbose=True)
     total_s = time.time() - t0
     stats = dict(re.findall(r"(\w+(?:\(s\))?)=([\d.]+)", out["stats"]))
     n_tokens = int(stats["num_tokens"])
     generate_s, prefill_s = float(stats["generate_time(s)"]), float(stats["prefill_time"])
     result = {
-        "engine": "official PyTorch (CPU, float32)",
+        "engine": f"official PyTorch (CPU, {args.dtype})",
+        "dtype": args.dtype,
         "torch": torch.__version__,
         "threads": args.threads,
-        "size": args.size,
+        "size": size,
         "mode": args.mode,
+        "image": args.image,  # null: seeded noise
+        "categories": categories,
         "load_s": load_s,
         "vision_s": vision_s,
         "projector_s": projector_s,
@@ -116,7 +137,6 @@ def main() -> int:
     if args.out:
         pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         pathlib.Path(args.out).write_text(json.dumps(result, indent=1))
-    shutil.rmtree(model_dir, ignore_errors=True)
     return 0
 
 
