@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -49,6 +51,112 @@ TEST(Attention, InnerKernelsEqualTheScalarTwin) {
           }
         }
       }
+    }
+  }
+}
+
+// The bf16 pair-product kernels: the AVX-512 BF16 variant (where the CPU has it) gives the scalar
+// twin's bits, with tiny values that exercise the subnormal flushing and odd tails everywhere.
+TEST(AttentionBf16, InnerKernelsEqualTheScalarTwin) {
+  std::vector<const AttentionBf16Kernels*> variants = {&attention_bf16_kernels_scalar()};
+  if (cpu_has_bf16()) variants.push_back(&attention_bf16_kernels_avx512());
+  std::printf("[          ] bf16 variants: %zu (AVX-512 BF16 %s)\n", variants.size(), cpu_has_bf16() ? "yes" : "no");
+  const AttentionBf16Kernels& ref = attention_bf16_kernels_scalar();
+  for (int P : {1, 5, 36, 64}) {
+    for (int64_t nq : {1, 3, 4, 9}) {
+      for (int64_t nk : {16, 48, 64, 80, 144}) {
+        auto qf = randn(nq * 2 * P, 6), kf = randn(2 * P * nk, 7);
+        for (size_t i = 0; i < qf.size(); i += 7) qf[i] *= 1e-20f;  // products far below FLT_MIN
+        for (size_t i = 0; i < kf.size(); i += 5) kf[i] *= 1e-19f;
+        qf[0] = 1e-39f;  // a subnormal input
+        std::vector<uint16_t> q(qf.size()), k(kf.size());
+        ref.to_bf16(qf.data(), static_cast<int64_t>(qf.size()), q.data());
+        ref.to_bf16(kf.data(), static_cast<int64_t>(kf.size()), k.data());
+        const int Dv = 16 * static_cast<int>((nk + 15) / 16);  // reuse nk as a head width
+        const int64_t T = P, lds = nk + 3, lda = Dv + 5;
+        std::vector<float> s_ref(nq * lds, 0.0f), a_ref = randn(nq * lda, 8);
+        for (size_t i = 0; i < a_ref.size(); i += 3) a_ref[i] *= 1e-38f;  // subnormal accumulators
+        const std::vector<float> a_init = a_ref;
+        std::vector<uint16_t> vp(static_cast<size_t>(T * Dv * 2));
+        ref.to_bf16(randn(vp.size(), 9).data(), static_cast<int64_t>(vp.size()), vp.data());
+        ref.scores(q.data(), 2 * P, nq, P, k.data(), 2 * nk, nk, 0.125f, s_ref.data(), lds);
+        ref.weighted(q.data(), 2 * P, nq, T, vp.data(), Dv, a_ref.data(), lda);
+        for (const AttentionBf16Kernels* kk : variants) {
+          std::vector<uint16_t> q2(qf.size());
+          kk->to_bf16(qf.data(), static_cast<int64_t>(qf.size()), q2.data());
+          ASSERT_EQ(q2, q) << "to_bf16";
+          std::vector<float> s(nq * lds, 0.0f), a = a_init;
+          kk->scores(q.data(), 2 * P, nq, P, k.data(), 2 * nk, nk, 0.125f, s.data(), lds);
+          kk->weighted(q.data(), 2 * P, nq, T, vp.data(), Dv, a.data(), lda);
+          for (int64_t i = 0; i < nq; ++i) {
+            for (int64_t j = 0; j < nk; ++j)
+              ASSERT_EQ(s[i * lds + j], s_ref[i * lds + j]) << "scores P=" << P << " nq=" << nq << " nk=" << nk;
+            for (int d = 0; d < Dv; ++d)
+              ASSERT_EQ(a[i * lda + d], a_ref[i * lda + d]) << "weighted P=" << P << " nq=" << nq << " Dv=" << Dv;
+          }
+        }
+      }
+    }
+  }
+}
+
+// bf16 attention against exact attention (double) of the same bf16-rounded q, k and v. What is left
+// is the rounding of the softmax weights to bf16 (relative 2⁻⁹ each, so at most 2⁻⁹·max|v| on an
+// output) and float32 arithmetic (exp, sums: 1e-5 relative is generous); padding, layouts and odd
+// head sizes must all be right to stay inside that.
+TEST(AttentionBf16, EqualsExactAttentionOfTheRoundedInputs) {
+  ThreadPool pool(2);
+  PoolScope scope(&pool);
+  const AttentionBf16Kernels& bk = attention_bf16_kernels_scalar();
+  auto rounded = [&](float x) {
+    uint16_t h;
+    bk.to_bf16(&x, 1, &h);
+    const uint32_t bits = static_cast<uint32_t>(h) << 16;
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return static_cast<double>(f);
+  };
+  for (int D : {72, 9}) {
+    for (int64_t L : {37, 600}) {
+      const int heads = 3;
+      const int64_t ld = 3 * heads * D + 1;
+      auto x = randn(L * ld, 10);
+      const float* q = x.data();
+      const float* k = x.data() + heads * D;
+      const float* v = x.data() + 2 * heads * D;
+      const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+      std::vector<float> got(L * heads * D);
+      attention_bidirectional_bf16(q, k, v, ld, L, heads, D, scale, got.data(), heads * D);
+      double worst = 0, worst_bound = 0;
+      bool ok = true;
+      std::vector<double> w(L);
+      for (int h = 0; h < heads; ++h)
+        for (int64_t i = 0; i < L; ++i) {
+          double m = -1e300, sum = 0, vmax = 0;
+          for (int64_t j = 0; j < L; ++j) {
+            double dot = 0;
+            for (int d = 0; d < D; ++d) dot += rounded(q[i * ld + h * D + d]) * rounded(k[j * ld + h * D + d]);
+            w[j] = dot * scale;
+            m = std::max(m, w[j]);
+          }
+          for (int64_t j = 0; j < L; ++j) sum += (w[j] = std::exp(w[j] - m));
+          for (int d = 0; d < D; ++d) {
+            double o = 0;
+            for (int64_t j = 0; j < L; ++j) {
+              o += w[j] * rounded(v[j * ld + h * D + d]);
+              vmax = std::max(vmax, std::fabs(rounded(v[j * ld + h * D + d])));
+            }
+            o /= sum;
+            const double err = std::fabs(got[i * heads * D + h * D + d] - o);
+            const double bound = (std::ldexp(1.0, -9) + 1e-5) * vmax;
+            worst = std::max(worst, err);
+            worst_bound = std::max(worst_bound, bound);
+            ok = ok && err <= bound;
+          }
+        }
+      EXPECT_TRUE(ok) << "D=" << D << " L=" << L << ": max error " << worst;
+      std::printf("[          ] D=%d L=%lld: max error %.3g (per-output bound up to %.3g)\n", D,
+                  static_cast<long long>(L), worst, worst_bound);
     }
   }
 }

@@ -34,6 +34,25 @@ Isa detected_isa() {
 #endif
 }
 
+bool cpu_has_bf16() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool has = detected_isa() >= Isa::Avx512 && __builtin_cpu_supports("avx512bf16");
+  return has;
+#else
+  return false;
+#endif
+}
+
+bool bf16_units() {
+  // LOCATEANYTHING_BF16=0 keeps every kernel in float32 (the same results on CPUs with and without
+  // BF16 units, e.g. across a mixed fleet).
+  static const bool allowed = [] {
+    const char* env = std::getenv("LOCATEANYTHING_BF16");
+    return !env || (std::strcmp(env, "0") != 0 && std::strcmp(env, "off") != 0);
+  }();
+  return allowed && cpu_has_bf16() && active_isa() >= Isa::Avx512;
+}
+
 namespace {
 Isa env_cap() {
   const char* env = std::getenv("LA_ISA");

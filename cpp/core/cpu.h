@@ -18,6 +18,12 @@ Isa detected_isa();
 // (scalar|avx2|avx512|avx512vnni) or by set_isa_override(). Never above detected_isa().
 Isa active_isa();
 
+// AVX-512 BF16 (vdpbf16ps) on this CPU, and whether kernels may use it now: the ISA cap at AVX-512
+// or above (LA_ISA=avx2 / scalar turn it off with the rest of AVX-512), and not turned off by
+// LOCATEANYTHING_BF16=0.
+bool cpu_has_bf16();
+bool bf16_units();
+
 // Caps the kernel ISA (tests use it to run the scalar twins); returns the previous cap.
 Isa set_isa_cap(Isa cap);
 

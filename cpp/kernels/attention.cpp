@@ -64,6 +64,81 @@ void attention_bidirectional(const float* q, const float* k, const float* v, int
   }
 }
 
+const AttentionBf16Kernels& attention_bf16_kernels() {
+  return bf16_units() ? attention_bf16_kernels_avx512() : attention_bf16_kernels_scalar();
+}
+
+void attention_bidirectional_bf16(const float* q, const float* k, const float* v, int64_t ld, int64_t L, int heads,
+                                  int head_dim, float scale, float* out, int64_t ld_out) {
+  if (L <= 0) return;
+  const AttentionBf16Kernels& bk = attention_bf16_kernels();
+  const VmathKernels& vm = vmath();
+  // Every head's keys and values once, in the kernels' pair layouts (zero-padded): keys pair-major
+  // [P][L16][2] (P = head_dim/2 rounded up), values [L2/2][Dv][2] (Dv = head_dim rounded up to 16).
+  const int P = (head_dim + 1) / 2, Dv = (head_dim + 15) / 16 * 16;
+  const int64_t L16 = (L + 15) / 16 * 16, L2 = (L + 1) / 2 * 2;
+  const int64_t k_size = static_cast<int64_t>(P) * L16 * 2, v_size = L2 * Dv;
+  std::vector<uint16_t> kp(static_cast<size_t>(heads * k_size), 0), vp(static_cast<size_t>(heads * v_size), 0);
+  parallel_for(heads, 1, [&](int64_t h0, int64_t h1) {
+    std::vector<uint16_t> row(static_cast<size_t>(2 * P + Dv), 0);
+    for (int64_t h = h0; h < h1; ++h) {
+      uint16_t* kh = kp.data() + h * k_size;
+      uint16_t* vh = vp.data() + h * v_size;
+      for (int64_t j = 0; j < L; ++j) {
+        bk.to_bf16(k + j * ld + h * head_dim, head_dim, row.data());
+        for (int p = 0; p < P; ++p) {
+          kh[(p * L16 + j) * 2] = row[2 * p];
+          kh[(p * L16 + j) * 2 + 1] = 2 * p + 1 < head_dim ? row[2 * p + 1] : 0;
+        }
+        bk.to_bf16(v + j * ld + h * head_dim, head_dim, row.data());
+        for (int d = 0; d < head_dim; ++d) vh[((j / 2) * Dv + d) * 2 + (j % 2)] = row[d];
+      }
+    }
+  });
+  const int64_t q_blocks = (L + kQueryBlock - 1) / kQueryBlock;
+  auto task = [&](int64_t t) {
+    const int h = static_cast<int>(t / q_blocks);
+    const int64_t q0 = (t % q_blocks) * kQueryBlock;
+    const int64_t nq = std::min(kQueryBlock, L - q0);
+    const int64_t hoff = static_cast<int64_t>(h) * head_dim;
+    std::vector<uint16_t> qb(static_cast<size_t>(nq * 2 * P), 0), pb(static_cast<size_t>(nq * kKeyBlock), 0);
+    std::vector<float> scores(kQueryBlock * kKeyBlock), acc(static_cast<size_t>(nq * Dv), 0.0f);
+    std::vector<float> row_max(nq, -std::numeric_limits<float>::infinity()), row_sum(nq, 0.0f);
+    for (int64_t i = 0; i < nq; ++i) bk.to_bf16(q + (q0 + i) * ld + hoff, head_dim, qb.data() + i * 2 * P);
+    for (int64_t k0 = 0; k0 < L; k0 += kKeyBlock) {
+      const int64_t nk = std::min(kKeyBlock, L - k0), nk16 = (nk + 15) / 16 * 16, T = (nk + 1) / 2;
+      bk.scores(qb.data(), 2 * P, nq, P, kp.data() + h * k_size + 2 * k0, 2 * L16, nk16, scale, scores.data(),
+                kKeyBlock);
+      for (int64_t i = 0; i < nq; ++i) {
+        float* s = scores.data() + i * kKeyBlock;
+        const float m = std::max(row_max[i], vm.max(s, nk));
+        const float corr = exp_approx(row_max[i] - m);
+        const float sum = vm.exp_sum(s, m, s, nk);
+        row_sum[i] = row_sum[i] * corr + sum;
+        row_max[i] = m;
+        if (corr != 1.0f) {
+          float* a = acc.data() + i * Dv;
+          for (int d = 0; d < head_dim; ++d) a[d] *= corr;
+        }
+        uint16_t* pr = pb.data() + i * kKeyBlock;
+        bk.to_bf16(s, nk, pr);
+        if (nk % 2) pr[nk] = 0;  // the odd key's partner: a zero weight on a zero value row
+      }
+      bk.weighted(pb.data(), kKeyBlock, nq, T, vp.data() + h * v_size + k0 * Dv, Dv, acc.data(), Dv);
+    }
+    for (int64_t i = 0; i < nq; ++i) {
+      const float inv = 1.0f / row_sum[i];
+      float* o = out + (q0 + i) * ld_out + hoff;
+      for (int d = 0; d < head_dim; ++d) o[d] = acc[i * Dv + d] * inv;
+    }
+  };
+  if (ThreadPool* pool = current_pool()) {
+    pool->run(heads * q_blocks, task);
+  } else {
+    for (int64_t t = 0; t < heads * q_blocks; ++t) task(t);
+  }
+}
+
 const AttentionKernels& attention_kernels(Isa isa) {
   return *pick_isa<const AttentionKernels*>(isa, {{Isa::Avx512, &attention_kernels_avx512()},
                                                   {Isa::Avx2, &attention_kernels_avx2()},

@@ -15,6 +15,36 @@ namespace la {
 void attention_bidirectional(const float* q, const float* k, const float* v, int64_t ld, int64_t L, int heads,
                              int head_dim, float scale, float* out, int64_t ld_out);
 
+// The same with bfloat16 products, for the quantised plans' vision tower (twice the float32 rate
+// on CPUs with AVX-512 BF16): q, k, v and the softmax weights are rounded to bf16 (round to nearest
+// even, subnormal inputs as zero), and every product accumulates in float32 as vdpbf16ps does
+// (AttentionBf16Kernels). The softmax itself stays in float32.
+void attention_bidirectional_bf16(const float* q, const float* k, const float* v, int64_t ld, int64_t L, int heads,
+                                  int head_dim, float scale, float* out, int64_t ld_out);
+
+// Its inner kernels. A "pair product" into a float32 accumulator a, for bf16 pairs (x0, x1) and
+// (y0, y1), is a = ftz(fma(x1, y1, daz(a))); a = ftz(fma(x0, y0, a)): exact products, one rounding per
+// add (to nearest even), subnormals flushed to signed zero; the vdpbf16ps definition, which the
+// scalar twin spells out and the AVX-512 BF16 variant executes.
+struct AttentionBf16Kernels {
+  // out[i] = bf16(x[i]) for i < n.
+  void (*to_bf16)(const float* x, int64_t n, uint16_t* out);
+  // s[i·lds + j] = scale · (pair products over p < P of q row i and key j), i < nq, j < nk (a
+  // multiple of 16). q: rows of 2P bf16 values, stride ldq; kp: pair-major keys, pair p of key j
+  // at kp[p·ldk + 2j] (ldk ≥ 2·nk).
+  void (*scores)(const uint16_t* q, int64_t ldq, int64_t nq, int P, const uint16_t* kp, int64_t ldk, int64_t nk,
+                 float scale, float* s, int64_t lds);
+  // acc[i·lda + d] += pair products over key pairs t < T of p row i and column d of v, i < nq, d < Dv
+  // (a multiple of 16). p: rows of 2T bf16 values, stride ldp; vp: keys 2t, 2t+1 of column d at
+  // vp[(t·Dv + d)·2 + {0, 1}].
+  void (*weighted)(const uint16_t* p, int64_t ldp, int64_t nq, int64_t T, const uint16_t* vp, int Dv, float* acc,
+                   int64_t lda);
+};
+const AttentionBf16Kernels& attention_bf16_kernels_scalar();
+const AttentionBf16Kernels& attention_bf16_kernels_avx512();  // needs cpu_has_bf16()
+// The AVX-512 BF16 variant when bf16_units(), else the scalar twin.
+const AttentionBf16Kernels& attention_bf16_kernels();
+
 // Visible keys of one query row: [0, a_end) ∪ [b_begin, b_end). A causal row g has a_end = g+1
 // and an empty second range; an MTP window row sees [0, L−1) ∪ [L, K).
 struct KeyRanges {

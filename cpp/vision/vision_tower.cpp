@@ -65,6 +65,8 @@ VisionTower::VisionTower(const VisionConfig& cfg, const WeightStore& ws, WeightL
   final_b_ = load_floats(ws, "vision_model.encoder.final_layernorm.bias", {H});
 }
 
+bool VisionTower::bf16_attention() const { return !blocks_.empty() && blocks_[0].wqkv.quantized && bf16_units(); }
+
 void VisionTower::matmul(const LinearWeight& w, const float* x, int64_t L, int64_t ldx, float* y, int64_t ldy) {
   if (w.quantized) {
     w.apply(x, L, ldx, y, ldy);
@@ -145,6 +147,7 @@ std::vector<float> VisionTower::forward(const float* pixels, int grid_h, int gri
   const int64_t I = cfg_.intermediate, ld_mlp = blocks_.empty() ? I : blocks_[0].fc1.in;
   std::vector<float> mlp(static_cast<size_t>(L * ld_mlp), 0.0f), tmp(static_cast<size_t>(L * H));
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  const bool bf16 = bf16_attention();
   for (size_t li = 0; li < blocks_.size(); ++li) {
     const Block& b = blocks_[li];
     const int layer = static_cast<int>(li);
@@ -152,8 +155,8 @@ std::vector<float> VisionTower::forward(const float* pixels, int grid_h, int gri
     matmul(b.wqkv, h.data(), L, H, qkv.data(), 3 * H);
     rope_interleaved(qkv.data(), L, 3 * H, heads, static_cast<int>(D), cos_t.data(), sin_t.data());
     rope_interleaved(qkv.data() + H, L, 3 * H, heads, static_cast<int>(D), cos_t.data(), sin_t.data());
-    attention_bidirectional(qkv.data(), qkv.data() + H, qkv.data() + 2 * H, 3 * H, L, heads, static_cast<int>(D),
-                            scale, attn.data(), H);
+    (bf16 ? attention_bidirectional_bf16 : attention_bidirectional)(
+        qkv.data(), qkv.data() + H, qkv.data() + 2 * H, 3 * H, L, heads, static_cast<int>(D), scale, attn.data(), H);
     matmul(b.wo, attn.data(), L, H, tmp.data(), H);
     add_inplace(x.data(), tmp.data(), L * H);
     layer_norm(x.data(), L, H, b.norm1_w.data(), b.norm1_b.data(), cfg_.ln_eps, h.data());

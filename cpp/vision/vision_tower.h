@@ -29,6 +29,9 @@ class VisionTower {
   std::vector<float> interpolate_pos_emb(int grid_h, int grid_w) const;
 
   const VisionConfig& config() const { return cfg_; }
+  // The attention's products: float32 for the exact plan; bf16 (vdpbf16ps, twice the float32 rate)
+  // when the block linears are quantised and the CPU has AVX-512 BF16 (bf16_units()).
+  bool bf16_attention() const;
   size_t weight_bytes() const;
 
  private:
