@@ -173,12 +173,13 @@ def main() -> int:
     ref_dtypes, ref_modes = reference_plan(p, args)
 
     cfg = json.loads((pathlib.Path(args.model) / "config.json").read_text())
-    import locateanything_native  # noqa: F401  (sets OPENBLAS_CORETYPE, which the probe inherits)
+    import locateanything_native  # sets OPENBLAS_CORETYPE, which the probe inherits
 
     limits = probe(pathlib.Path(args.probe_build))
     all_threads = limits[f"threads_{limits['hardware_threads']}"]
     lim = limits.get(f"threads_{args.threads}", all_threads)
-    results = {"machine": machine(), "threads": args.threads, "tokens": args.tokens, "repeats": args.repeats,
+    results = {"machine": machine(), "kernels": locateanything_native._core.kernels(),
+               "threads": args.threads, "tokens": args.tokens, "repeats": args.repeats,
                "probe": limits, "engines": []}
     for q in args.quantizations.split(","):
         spec = {"model": args.model, "threads": args.threads, "quantization": q, "sizes": args.sizes.split(","),
@@ -348,6 +349,8 @@ def add_ratios(results: dict) -> None:
 
 def print_table(results: dict) -> None:
     print(f"threads={results['threads']} tokens={results['tokens']} probe={results['probe']}")
+    if "kernels" in results:
+        print(f"kernels picked: {results['kernels']}")
     hdr = f"{'quant':6} {'size':8} {'mode':6} {'vision':>7} {'prefill':>8} {'AR step':>8} {'MTP step':>8} " \
           f"{'tok/s':>6} {'e2e':>7} {'vis%pk':>6} {'pre%pk':>6} {'dec%bw':>6}"
     print(hdr)

@@ -580,6 +580,19 @@ void register_functions(::py::module_& m) {
     return ::py::make_tuple(b.threads, b.source);
   }, "(threads, source): the thread count an engine takes by default in this process, and why.");
   m.def("isa", [] { return std::string(isa_name(active_isa())); }, "The kernel instruction set in use.");
+  m.def("kernels", [] {
+    const Isa isa = active_isa();
+    ::py::dict d;
+    d["isa"] = std::string(isa_name(isa));
+    d["detected_isa"] = std::string(isa_name(detected_isa()));
+    d["int8_products"] = std::string(isa >= Isa::Avx512Vnni ? "vpdpbusd (AVX-512 VNNI)"
+                                     : isa >= Isa::Avx2     ? "vpmaddubsw"
+                                                            : "scalar");
+    d["bf16_units"] = bf16_units();
+    d["vision_attention_quantised"] = std::string(bf16_units() ? "bf16 (vdpbf16ps)" : "float32");
+    return d;
+  }, "The dispatcher's kernel choices in this process: ISA, the int8 dot instruction, whether the "
+     "AVX-512 BF16 units are used, and the quantised plans' vision attention.");
 }
 
 }  // namespace

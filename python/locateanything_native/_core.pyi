@@ -232,6 +232,10 @@ def join_categories(categories: collections.abc.Sequence[str]) -> str:
     """
     Categories joined with </c>, as detect().
     """
+def kernels() -> dict:
+    """
+    The dispatcher's kernel choices in this process: ISA, the int8 dot instruction, whether the AVX-512 BF16 units are used, and the quantised plans' vision attention.
+    """
 def parse_answer(answer: str, width: typing.SupportsFloat | typing.SupportsIndex, height: typing.SupportsFloat | typing.SupportsIndex, rule: str = 'worker') -> list:
     """
     Items of an answer as [{kind, label, values, pixels[, start]}], by rule: 'worker' (the official worker's parse_boxes / parse_points, labels carried from the last <ref>), 'eval' (the evaluation scripts' parse_prediction: labelled runs, clamped, corners ordered) or 'eval_boxes' (boxes only).
