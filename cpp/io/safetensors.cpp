@@ -392,14 +392,22 @@ void* SafetensorsWriter::reserve(size_t nbytes) {
   LA_ASSERT(!pending_, "SafetensorsWriter::reserve twice without commit");
   const off_t at = static_cast<off_t>(8 + reserve_ + offset_);
   if (::ftruncate(fd_, at + static_cast<off_t>(nbytes)) != 0) fail("ftruncate");
+  // Disk space is claimed now, so a full disk is an error here and never a SIGBUS while the mapping
+  // is filled (file systems without fallocate fall back on the populate below).
+  if (nbytes > 0 && ::fallocate(fd_, 0, at, static_cast<off_t>(nbytes)) != 0 && errno != EOPNOTSUPP && errno != ENOSYS)
+    fail("fallocate");
   const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
   const off_t base = at / static_cast<off_t>(page) * static_cast<off_t>(page);
   const size_t len = std::max<size_t>(nbytes + static_cast<size_t>(at - base), 1);
   void* m = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, base);
   if (m == MAP_FAILED) fail("mmap");
 #ifdef MADV_POPULATE_WRITE
-  // One call faults in every page (rather than one fault per page as the tensor is filled).
-  ::madvise(m, len, MADV_POPULATE_WRITE);
+  // One call faults in every page (rather than one fault per page as the tensor is filled), and
+  // reports a page that cannot be had as an error (kernels before 5.14 do not know it: EINVAL).
+  if (::madvise(m, len, MADV_POPULATE_WRITE) != 0 && errno != EINVAL) {
+    ::munmap(m, len);
+    fail("populate");
+  }
 #endif
   char* data = static_cast<char*>(m) + (at - base);
   pending_ = std::shared_ptr<void>(data, [m, len](void*) { ::munmap(m, len); });
