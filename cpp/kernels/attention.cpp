@@ -16,6 +16,24 @@ namespace la {
 namespace {
 constexpr int64_t kQueryBlock = 256;  // measured best of {64,128,256}×{256,512,1024} at L=1024, D=72
 constexpr int64_t kKeyBlock = 512;
+
+// One query row's online-softmax step over a block of nk scores: s becomes exp(s − max), the row's
+// running max and sum move on, and its accumulated output (n values) is rescaled to the new max.
+void softmax_step(const VmathKernels& vm, float* s, int64_t nk, float& row_max, float& row_sum, float* acc, int n) {
+  const float m = std::max(row_max, vm.max(s, nk));
+  const float corr = exp_approx(row_max - m);
+  const float sum = vm.exp_sum(s, m, s, nk);
+  row_sum = row_sum * corr + sum;
+  row_max = m;
+  if (corr != 1.0f)
+    for (int d = 0; d < n; ++d) acc[d] *= corr;
+}
+
+// out[d] = acc[d] / row_sum, d < n: the finished row.
+void normalise(const float* acc, float row_sum, int n, float* out) {
+  const float inv = 1.0f / row_sum;
+  for (int d = 0; d < n; ++d) out[d] = acc[d] * inv;
+}
 }  // namespace
 
 void attention_bidirectional(const float* q, const float* k, const float* v, int64_t ld, int64_t L, int heads,
@@ -36,26 +54,12 @@ void attention_bidirectional(const float* q, const float* k, const float* v, int
       const int64_t nk = std::min(kKeyBlock, L - k0);
       sgemm_nt_serial(nq, nk, head_dim, scale, q + q0 * ld + hoff, ld, k + k0 * ld + hoff, ld, 0.0f, scores.data(),
                       kKeyBlock);
-      for (int64_t i = 0; i < nq; ++i) {
-        float* s = scores.data() + i * kKeyBlock;
-        const float m = std::max(row_max[i], vm.max(s, nk));
-        const float corr = exp_approx(row_max[i] - m);
-        const float sum = vm.exp_sum(s, m, s, nk);
-        row_sum[i] = row_sum[i] * corr + sum;
-        row_max[i] = m;
-        if (corr != 1.0f) {
-          float* a = acc.data() + i * head_dim;
-          for (int d = 0; d < head_dim; ++d) a[d] *= corr;
-        }
-      }
+      for (int64_t i = 0; i < nq; ++i)
+        softmax_step(vm, scores.data() + i * kKeyBlock, nk, row_max[i], row_sum[i], acc.data() + i * head_dim, head_dim);
       sgemm_nn_serial(nq, head_dim, nk, 1.0f, scores.data(), kKeyBlock, v + k0 * ld + hoff, ld, 1.0f, acc.data(),
                       head_dim);
     }
-    for (int64_t i = 0; i < nq; ++i) {
-      const float inv = 1.0f / row_sum[i];
-      float* o = out + (q0 + i) * ld_out + hoff;
-      for (int d = 0; d < head_dim; ++d) o[d] = acc[i * head_dim + d] * inv;
-    }
+    for (int64_t i = 0; i < nq; ++i) normalise(acc.data() + i * head_dim, row_sum[i], head_dim, out + (q0 + i) * ld_out + hoff);
   };
   if (pool) {
     pool->run(heads * q_blocks, task);
@@ -111,26 +115,14 @@ void attention_bidirectional_bf16(const float* q, const float* k, const float* v
                 kKeyBlock);
       for (int64_t i = 0; i < nq; ++i) {
         float* s = scores.data() + i * kKeyBlock;
-        const float m = std::max(row_max[i], vm.max(s, nk));
-        const float corr = exp_approx(row_max[i] - m);
-        const float sum = vm.exp_sum(s, m, s, nk);
-        row_sum[i] = row_sum[i] * corr + sum;
-        row_max[i] = m;
-        if (corr != 1.0f) {
-          float* a = acc.data() + i * Dv;
-          for (int d = 0; d < head_dim; ++d) a[d] *= corr;
-        }
+        softmax_step(vm, s, nk, row_max[i], row_sum[i], acc.data() + i * Dv, head_dim);
         uint16_t* pr = pb.data() + i * kKeyBlock;
         bk.to_bf16(s, nk, pr);
         if (nk % 2) pr[nk] = 0;  // the odd key's partner: a zero weight on a zero value row
       }
       bk.weighted(pb.data(), kKeyBlock, nq, T, vp.data() + h * v_size + k0 * Dv, Dv, acc.data(), Dv);
     }
-    for (int64_t i = 0; i < nq; ++i) {
-      const float inv = 1.0f / row_sum[i];
-      float* o = out + (q0 + i) * ld_out + hoff;
-      for (int d = 0; d < head_dim; ++d) o[d] = acc[i * Dv + d] * inv;
-    }
+    for (int64_t i = 0; i < nq; ++i) normalise(acc.data() + i * Dv, row_sum[i], head_dim, out + (q0 + i) * ld_out + hoff);
   };
   if (ThreadPool* pool = current_pool()) {
     pool->run(heads * q_blocks, task);
