@@ -396,23 +396,30 @@ void* SafetensorsWriter::reserve(size_t nbytes) {
   // is filled (file systems without fallocate fall back on the populate below).
   if (nbytes > 0 && ::fallocate(fd_, 0, at, static_cast<off_t>(nbytes)) != 0 && errno != EOPNOTSUPP && errno != ENOSYS)
     fail("fallocate");
-  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-  const off_t base = at / static_cast<off_t>(page) * static_cast<off_t>(page);
-  const size_t len = std::max<size_t>(nbytes + static_cast<size_t>(at - base), 1);
-  void* m = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, base);
-  if (m == MAP_FAILED) fail("mmap");
+  std::shared_ptr<const void> region = map(at, nbytes, PROT_READ | PROT_WRITE);
 #ifdef MADV_POPULATE_WRITE
   // One call faults in every page (rather than one fault per page as the tensor is filled), and
   // reports a page that cannot be had as an error (kernels before 5.14 do not know it: EINVAL).
-  if (::madvise(m, len, MADV_POPULATE_WRITE) != 0 && errno != EINVAL) {
-    ::munmap(m, len);
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t first = reinterpret_cast<uintptr_t>(region.get()) & ~(page - 1);
+  const size_t span = reinterpret_cast<uintptr_t>(region.get()) + nbytes - first;
+  if (nbytes > 0 && ::madvise(reinterpret_cast<void*>(first), span, MADV_POPULATE_WRITE) != 0 && errno != EINVAL)
     fail("populate");
-  }
 #endif
-  char* data = static_cast<char*>(m) + (at - base);
-  pending_ = std::shared_ptr<void>(data, [m, len](void*) { ::munmap(m, len); });
+  pending_ = std::const_pointer_cast<void>(region);
   pending_bytes_ = nbytes;
-  return data;
+  return pending_.get();
+}
+
+std::shared_ptr<const void> SafetensorsWriter::map(off_t at, size_t nbytes, int prot) {
+  // Mappings start on a page boundary; the view starts `at` bytes into the file.
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  const off_t base = at / static_cast<off_t>(page) * static_cast<off_t>(page);
+  const size_t len = std::max<size_t>(nbytes + static_cast<size_t>(at - base), 1);
+  void* m = ::mmap(nullptr, len, prot, MAP_SHARED, fd_, base);
+  if (m == MAP_FAILED) fail("mmap");
+  const char* data = static_cast<const char*>(m) + (at - base);
+  return std::shared_ptr<const void>(data, [m, len](const void*) { ::munmap(m, len); });
 }
 
 std::shared_ptr<const void> SafetensorsWriter::commit(const TensorBlob& t) {
@@ -426,13 +433,7 @@ std::shared_ptr<const void> SafetensorsWriter::commit(const TensorBlob& t) {
   pending_.reset();
   // A fresh read-only mapping of the same pages: nothing is mapped into this process until read,
   // so the file being built never counts toward its resident set.
-  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-  const off_t base = at / static_cast<off_t>(page) * static_cast<off_t>(page);
-  const size_t len = std::max<size_t>(t.nbytes + static_cast<size_t>(at - base), 1);
-  void* m = ::mmap(nullptr, len, PROT_READ, MAP_SHARED, fd_, base);
-  if (m == MAP_FAILED) fail("mmap");
-  const char* data = static_cast<const char*>(m) + (at - base);
-  return std::shared_ptr<const void>(data, [m, len](const void*) { ::munmap(m, len); });
+  return map(at, t.nbytes, PROT_READ);
 }
 
 std::shared_ptr<const void> SafetensorsWriter::add(const TensorBlob& t) {

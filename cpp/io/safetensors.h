@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <sys/types.h>
 #include <map>
 #include <memory>
 #include <string>
@@ -95,6 +96,8 @@ class SafetensorsWriter {
 
  private:
   [[noreturn]] void fail(const std::string& what);
+  // Bytes [at, at + nbytes) of the file, mapped shared with `prot`; unmapped with the last owner.
+  std::shared_ptr<const void> map(off_t at, size_t nbytes, int prot);
   std::string path_, tmp_;
   int fd_ = -1;
   size_t reserve_ = 0, offset_ = 0;

@@ -108,7 +108,6 @@ LinearWeight WeightLoader::new_quantized(int64_t out, int64_t in, QuantFormat fm
   q.in = in;
   const size_t bytes = static_cast<size_t>(quant_matrix_bytes(fmt, out, in));
   void* slot = cache_ && !making_parts_ ? cache_->reserve(bytes, max_tensors_) : nullptr;
-  in_cache_ = slot != nullptr;
   if (!slot) {
     auto buf = std::shared_ptr<uint8_t>(new uint8_t[bytes], std::default_delete<uint8_t[]>());
     slot = buf.get();
@@ -119,10 +118,7 @@ LinearWeight WeightLoader::new_quantized(int64_t out, int64_t in, QuantFormat fm
 }
 
 LinearWeight WeightLoader::finish_new(LinearWeight q, const std::string& key) {
-  if (in_cache_) {
-    q.owner = cache_->commit(key, q.weight_bytes());
-    in_cache_ = false;
-  }
+  if (!q.owner) q.owner = cache_->commit(key, q.weight_bytes());  // no private buffer: a cache slot
   return q;
 }
 

@@ -98,7 +98,6 @@ class WeightLoader {
   const WeightStore* packed_;
   PackedCache* cache_ = nullptr;
   size_t max_tensors_ = 0;
-  bool in_cache_ = false;      // the weight new_quantized() returned last lives in the cache file
   bool making_parts_ = false;  // stacked(): its parts are joined first, and only the join is kept
   std::vector<std::string> notes_;
   std::function<void(size_t)> progress_;
