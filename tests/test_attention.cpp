@@ -11,6 +11,7 @@
 #include "core/cpu.h"
 #include "core/thread_pool.h"
 #include "kernels/attention.h"
+#include "kernels/vmath.h"
 
 namespace la {
 namespace {
@@ -95,6 +96,34 @@ TEST(AttentionBf16, InnerKernelsEqualTheScalarTwin) {
               ASSERT_EQ(a[i * lda + d], a_ref[i * lda + d]) << "weighted P=" << P << " nq=" << nq << " Dv=" << Dv;
           }
         }
+      }
+    }
+  }
+}
+
+// The fused softmax pass: the same sum and weights as vmath's exp_sum followed by to_bf16, in every
+// variant, for row lengths around the 16-lane width, values that underflow (exp below −86.9 gives 0)
+// and a shift that makes some weights subnormal in float32 (flushed by the bf16 rounding).
+TEST(AttentionBf16, ExpToBf16EqualsExpSumThenRounding) {
+  std::vector<const AttentionBf16Kernels*> variants = {&attention_bf16_kernels_scalar()};
+  if (cpu_has_bf16()) variants.push_back(&attention_bf16_kernels_avx512());
+  const VmathKernels& vm = vmath();
+  const AttentionBf16Kernels& ref = attention_bf16_kernels_scalar();
+  for (int64_t n : {1, 15, 16, 17, 48, 511, 512}) {
+    for (float sub : {0.0f, 3.5f, 90.0f}) {
+      std::vector<float> x = randn(static_cast<size_t>(n), static_cast<uint32_t>(n));
+      for (size_t i = 0; i < x.size(); i += 5) x[i] *= 40.0f;  // exps from ~1e-30 to ~1e30
+      if (n > 2) x[1] = -200.0f;                            // below −86.9: exactly 0
+      std::vector<float> e(x.size());
+      const float want_sum = vm.exp_sum(x.data(), sub, e.data(), n);
+      std::vector<uint16_t> want(x.size());
+      ref.to_bf16(e.data(), n, want.data());
+      for (const AttentionBf16Kernels* kk : variants) {
+        std::vector<float> scratch = x;
+        std::vector<uint16_t> got(x.size(), 0xffff);
+        const float sum = kk->exp_to_bf16(scratch.data(), sub, n, got.data());
+        ASSERT_EQ(std::memcmp(&sum, &want_sum, 4), 0) << "n=" << n << " sub=" << sub << ": " << sum << " vs " << want_sum;
+        ASSERT_EQ(got, want) << "n=" << n << " sub=" << sub;
       }
     }
   }

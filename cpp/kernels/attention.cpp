@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
+#include "core/scratch.h"
 #include "core/thread_pool.h"
 #include "kernels/gemm.h"
 #include "kernels/vmath.h"
@@ -17,12 +19,15 @@ namespace {
 constexpr int64_t kQueryBlock = 256;  // measured best of {64,128,256}×{256,512,1024} at L=1024, D=72
 constexpr int64_t kKeyBlock = 512;
 
-// One query row's online-softmax step over a block of nk scores: s becomes exp(s − max), the row's
-// running max and sum move on, and its accumulated output (n values) is rescaled to the new max.
-void softmax_step(const VmathKernels& vm, float* s, int64_t nk, float& row_max, float& row_sum, float* acc, int n) {
+// One query row's online-softmax step over a block of nk scores: exp_pass(m) writes the weights
+// exp(s − m) wherever the caller wants them and returns their sum; the row's running max and sum
+// move on, and its accumulated output (n values) is rescaled to the new max.
+template <class ExpPass>
+void softmax_step(const VmathKernels& vm, const float* s, int64_t nk, float& row_max, float& row_sum, float* acc, int n,
+                  ExpPass exp_pass) {
   const float m = std::max(row_max, vm.max(s, nk));
   const float corr = exp_approx(row_max - m);
-  const float sum = vm.exp_sum(s, m, s, nk);
+  const float sum = exp_pass(m);
   row_sum = row_sum * corr + sum;
   row_max = m;
   if (corr != 1.0f)
@@ -48,15 +53,19 @@ void attention_bidirectional(const float* q, const float* k, const float* v, int
     const int64_t q0 = (t % q_blocks) * kQueryBlock;
     const int64_t nq = std::min(kQueryBlock, L - q0);
     const int64_t hoff = static_cast<int64_t>(h) * head_dim;
-    std::vector<float> scores(kQueryBlock * kKeyBlock), acc(kQueryBlock * head_dim, 0.0f);
+    float* scores = static_cast<float*>(thread_scratch(ScratchSlot::Attention, kQueryBlock * kKeyBlock * 4));
+    std::vector<float> acc(kQueryBlock * head_dim, 0.0f);
     std::vector<float> row_max(nq, -std::numeric_limits<float>::infinity()), row_sum(nq, 0.0f);
     for (int64_t k0 = 0; k0 < L; k0 += kKeyBlock) {
       const int64_t nk = std::min(kKeyBlock, L - k0);
-      sgemm_nt_serial(nq, nk, head_dim, scale, q + q0 * ld + hoff, ld, k + k0 * ld + hoff, ld, 0.0f, scores.data(),
+      sgemm_nt_serial(nq, nk, head_dim, scale, q + q0 * ld + hoff, ld, k + k0 * ld + hoff, ld, 0.0f, scores,
                       kKeyBlock);
-      for (int64_t i = 0; i < nq; ++i)
-        softmax_step(vm, scores.data() + i * kKeyBlock, nk, row_max[i], row_sum[i], acc.data() + i * head_dim, head_dim);
-      sgemm_nn_serial(nq, head_dim, nk, 1.0f, scores.data(), kKeyBlock, v + k0 * ld + hoff, ld, 1.0f, acc.data(),
+      for (int64_t i = 0; i < nq; ++i) {
+        float* si = scores + i * kKeyBlock;
+        softmax_step(vm, si, nk, row_max[i], row_sum[i], acc.data() + i * head_dim, head_dim,
+                     [&](float m) { return vm.exp_sum(si, m, si, nk); });
+      }
+      sgemm_nn_serial(nq, head_dim, nk, 1.0f, scores, kKeyBlock, v + k0 * ld + hoff, ld, 1.0f, acc.data(),
                       head_dim);
     }
     for (int64_t i = 0; i < nq; ++i) normalise(acc.data() + i * head_dim, row_sum[i], head_dim, out + (q0 + i) * ld_out + hoff);
@@ -82,20 +91,36 @@ void attention_bidirectional_bf16(const float* q, const float* k, const float* v
   const int P = (head_dim + 1) / 2, Dv = (head_dim + 15) / 16 * 16;
   const int64_t L16 = (L + 15) / 16 * 16, L2 = (L + 1) / 2 * 2;
   const int64_t k_size = static_cast<int64_t>(P) * L16 * 2, v_size = L2 * Dv;
-  std::vector<uint16_t> kp(static_cast<size_t>(heads * k_size), 0), vp(static_cast<size_t>(heads * v_size), 0);
+  // Every element of both layouts is written (padding as zeros), so they live in the calling thread's
+  // scratch. Keys go through a [16 keys][2P] staging tile, so each pair row receives 64 contiguous
+  // bytes per tile instead of one 4-byte store per key at a 4·L16-byte stride (a stride that sends all
+  // 2P rows of a key to the same L1 set). Values interleave two keys' rows, one 4-byte word per pair.
+  uint16_t* kp = static_cast<uint16_t*>(thread_scratch(ScratchSlot::AttentionPacked, heads * (k_size + v_size) * 2));
+  uint16_t* vp = kp + heads * k_size;
   parallel_for(heads, 1, [&](int64_t h0, int64_t h1) {
-    std::vector<uint16_t> row(static_cast<size_t>(2 * P + Dv), 0);
+    std::vector<uint16_t> tile(static_cast<size_t>(16 * 2 * P), 0), v0(Dv, 0), v1(Dv, 0);
     for (int64_t h = h0; h < h1; ++h) {
-      uint16_t* kh = kp.data() + h * k_size;
-      uint16_t* vh = vp.data() + h * v_size;
-      for (int64_t j = 0; j < L; ++j) {
-        bk.to_bf16(k + j * ld + h * head_dim, head_dim, row.data());
-        for (int p = 0; p < P; ++p) {
-          kh[(p * L16 + j) * 2] = row[2 * p];
-          kh[(p * L16 + j) * 2 + 1] = 2 * p + 1 < head_dim ? row[2 * p + 1] : 0;
+      uint16_t* kh = kp + h * k_size;
+      uint16_t* vh = vp + h * v_size;
+      for (int64_t j0 = 0; j0 < L16; j0 += 16) {
+        const int64_t nj = std::min<int64_t>(16, L - j0);
+        for (int64_t j = 0; j < nj; ++j) bk.to_bf16(k + (j0 + j) * ld + h * head_dim, head_dim, tile.data() + j * 2 * P);
+        std::fill(tile.begin() + nj * 2 * P, tile.end(), uint16_t{0});  // keys L .. L16 − 1
+        for (int p = 0; p < P; ++p)
+          for (int64_t j = 0; j < 16; ++j) std::memcpy(kh + (p * L16 + j0 + j) * 2, tile.data() + j * 2 * P + 2 * p, 4);
+      }
+      for (int64_t j = 0; j < L; j += 2) {
+        bk.to_bf16(v + j * ld + h * head_dim, head_dim, v0.data());
+        if (j + 1 < L) {
+          bk.to_bf16(v + (j + 1) * ld + h * head_dim, head_dim, v1.data());
+        } else {
+          std::fill(v1.begin(), v1.end(), uint16_t{0});  // the odd key's partner
         }
-        bk.to_bf16(v + j * ld + h * head_dim, head_dim, row.data());
-        for (int d = 0; d < head_dim; ++d) vh[((j / 2) * Dv + d) * 2 + (j % 2)] = row[d];
+        uint16_t* out = vh + (j / 2) * Dv * 2;
+        for (int d = 0; d < Dv; ++d) {  // v0/v1 stay zero from head_dim on
+          const uint32_t word = static_cast<uint32_t>(v0[d]) | static_cast<uint32_t>(v1[d]) << 16;
+          std::memcpy(out + 2 * d, &word, 4);
+        }
       }
     }
   });
@@ -105,22 +130,26 @@ void attention_bidirectional_bf16(const float* q, const float* k, const float* v
     const int64_t q0 = (t % q_blocks) * kQueryBlock;
     const int64_t nq = std::min(kQueryBlock, L - q0);
     const int64_t hoff = static_cast<int64_t>(h) * head_dim;
-    std::vector<uint16_t> qb(static_cast<size_t>(nq * 2 * P), 0), pb(static_cast<size_t>(nq * kKeyBlock), 0);
-    std::vector<float> scores(kQueryBlock * kKeyBlock), acc(static_cast<size_t>(nq * Dv), 0.0f);
+    std::vector<uint16_t> qb(static_cast<size_t>(nq * 2 * P), 0);  // an odd head_dim leaves a zero pad
+    // Scratch written before it is read: the scores by bk.scores, pb up to 2T per row (the odd key's
+    // partner is set below).
+    float* scores = static_cast<float*>(thread_scratch(ScratchSlot::Attention, kQueryBlock * kKeyBlock * 6));
+    uint16_t* pb = reinterpret_cast<uint16_t*>(scores + kQueryBlock * kKeyBlock);
+    std::vector<float> acc(static_cast<size_t>(nq * Dv), 0.0f);
     std::vector<float> row_max(nq, -std::numeric_limits<float>::infinity()), row_sum(nq, 0.0f);
     for (int64_t i = 0; i < nq; ++i) bk.to_bf16(q + (q0 + i) * ld + hoff, head_dim, qb.data() + i * 2 * P);
     for (int64_t k0 = 0; k0 < L; k0 += kKeyBlock) {
       const int64_t nk = std::min(kKeyBlock, L - k0), nk16 = (nk + 15) / 16 * 16, T = (nk + 1) / 2;
-      bk.scores(qb.data(), 2 * P, nq, P, kp.data() + h * k_size + 2 * k0, 2 * L16, nk16, scale, scores.data(),
+      bk.scores(qb.data(), 2 * P, nq, P, kp + h * k_size + 2 * k0, 2 * L16, nk16, scale, scores,
                 kKeyBlock);
       for (int64_t i = 0; i < nq; ++i) {
-        float* s = scores.data() + i * kKeyBlock;
-        softmax_step(vm, s, nk, row_max[i], row_sum[i], acc.data() + i * Dv, head_dim);
-        uint16_t* pr = pb.data() + i * kKeyBlock;
-        bk.to_bf16(s, nk, pr);
+        float* s = scores + i * kKeyBlock;
+        uint16_t* pr = pb + i * kKeyBlock;
+        softmax_step(vm, s, nk, row_max[i], row_sum[i], acc.data() + i * Dv, head_dim,
+                     [&](float m) { return bk.exp_to_bf16(s, m, nk, pr); });
         if (nk % 2) pr[nk] = 0;  // the odd key's partner: a zero weight on a zero value row
       }
-      bk.weighted(pb.data(), kKeyBlock, nq, T, vp.data() + h * v_size + k0 * Dv, Dv, acc.data(), Dv);
+      bk.weighted(pb, kKeyBlock, nq, T, vp + h * v_size + k0 * Dv, Dv, acc.data(), Dv);
     }
     for (int64_t i = 0; i < nq; ++i) normalise(acc.data() + i * Dv, row_sum[i], head_dim, out + (q0 + i) * ld_out + hoff);
   };

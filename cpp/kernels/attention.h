@@ -29,6 +29,10 @@ void attention_bidirectional_bf16(const float* q, const float* k, const float* v
 struct AttentionBf16Kernels {
   // out[i] = bf16(x[i]) for i < n.
   void (*to_bf16)(const float* x, int64_t n, uint16_t* out);
+  // The softmax weights of one row in one pass: p[i] = bf16(exp(s[i] − sub)) for i < n, returning the
+  // sum of the float32 exps; the same bits as vmath's exp_sum followed by to_bf16. s is scratch (its
+  // contents afterwards are unspecified).
+  float (*exp_to_bf16)(float* s, float sub, int64_t n, uint16_t* p);
   // s[i·lds + j] = scale · (pair products over p < P of q row i and key j), i < nq, j < nk (a
   // multiple of 16). q: rows of 2P bf16 values, stride ldq; kp: pair-major keys, pair p of key j
   // at kp[p·ldk + 2j] (ldk ≥ 2·nk).

@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include "kernels/attention.h"
+#include "kernels/vmath_avx512_inl.h"
 
 namespace la {
 
@@ -24,6 +25,25 @@ void to_bf16_avx512(const float* x, int64_t n, uint16_t* out) {
     const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1u);
     _mm256_mask_storeu_epi16(out + i, m, (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x + i)));
   }
+}
+
+// exp_sum's loop (vmath_avx512.cpp) with the rounding to bf16 in place of the float store.
+float exp_to_bf16_avx512(float* s, float sub, int64_t n, uint16_t* p) {
+  __m512 acc = _mm512_setzero_ps();
+  const __m512 m = _mm512_set1_ps(sub);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 e = avx512::exp16(_mm512_sub_ps(_mm512_loadu_ps(s + i), m));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + i), (__m256i)_mm512_cvtneps_pbh(e));
+    acc = _mm512_add_ps(acc, e);
+  }
+  if (i < n) {
+    const __mmask16 k = static_cast<__mmask16>((1u << (n - i)) - 1u);
+    const __m512 e = avx512::exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + i), m));
+    _mm256_mask_storeu_epi16(p + i, k, (__m256i)_mm512_cvtneps_pbh(e));
+    acc = _mm512_mask_add_ps(acc, k, acc, e);
+  }
+  return avx512::tree16(acc);
 }
 
 // MR query rows × NV·16 keys.
@@ -121,7 +141,7 @@ void weighted_bf16_avx512(const uint16_t* p, int64_t ldp, int64_t nq, int64_t T,
 }  // namespace
 
 const AttentionBf16Kernels& attention_bf16_kernels_avx512() {
-  static const AttentionBf16Kernels k{to_bf16_avx512, scores_bf16_avx512, weighted_bf16_avx512};
+  static const AttentionBf16Kernels k{to_bf16_avx512, exp_to_bf16_avx512, scores_bf16_avx512, weighted_bf16_avx512};
   return k;
 }
 

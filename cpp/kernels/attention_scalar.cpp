@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "kernels/attention.h"
+#include "kernels/vmath.h"
 
 namespace la {
 
@@ -58,6 +59,12 @@ inline float pair_product(float a, const uint16_t* x, const uint16_t* y) {
   return flush(std::fma(bf16_value(x[0]), bf16_value(y[0]), a));
 }
 
+float exp_to_bf16_scalar(float* s, float sub, int64_t n, uint16_t* p) {
+  const float sum = vmath_kernels_scalar().exp_sum(s, sub, s, n);
+  to_bf16_scalar(s, n, p);
+  return sum;
+}
+
 void scores_bf16_scalar(const uint16_t* q, int64_t ldq, int64_t nq, int P, const uint16_t* kp, int64_t ldk,
                         int64_t nk, float scale, float* s, int64_t lds) {
   for (int64_t i = 0; i < nq; ++i)
@@ -81,7 +88,7 @@ void weighted_bf16_scalar(const uint16_t* p, int64_t ldp, int64_t nq, int64_t T,
 }  // namespace
 
 const AttentionBf16Kernels& attention_bf16_kernels_scalar() {
-  static const AttentionBf16Kernels k{to_bf16_scalar, scores_bf16_scalar, weighted_bf16_scalar};
+  static const AttentionBf16Kernels k{to_bf16_scalar, exp_to_bf16_scalar, scores_bf16_scalar, weighted_bf16_scalar};
   return k;
 }
 

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/half.h"
+#include "core/scratch.h"
 #include "core/thread_pool.h"
 
 namespace la {
@@ -95,23 +96,6 @@ void quantise_weights_impl(Block block, int64_t N, int64_t K, QuantFormat fmt, v
         }
       }
   });
-}
-
-// Per-thread scratch that survives across calls, so the hot path never allocates once warm.
-void* thread_scratch(int64_t bytes) {
-  struct Buffer {
-    void* p = nullptr;
-    int64_t size = 0;
-    ~Buffer() { std::free(p); }
-  };
-  thread_local Buffer buf;
-  if (buf.size < bytes) {
-    std::free(buf.p);
-    buf.size = (bytes + 63) / 64 * 64;
-    buf.p = std::aligned_alloc(64, static_cast<size_t>(buf.size));
-    LA_CHECK(buf.p, RuntimeError, "out of memory allocating ", buf.size, " bytes of quantised-GEMM scratch");
-  }
-  return buf.p;
 }
 
 }  // namespace
@@ -264,7 +248,7 @@ void quant_linear(const BlockQ8A* xq, int64_t M, int64_t K, const void* w, Quant
   // while every row of x passes.
   const int64_t panel = 16, chunk = std::min<int64_t>(nb, 64);
   parallel_for(tiles, 2, [&](int64_t t0, int64_t t1) {
-    void* scratch = thread_scratch(quant_gemm_scratch_bytes(chunk, panel));
+    void* scratch = thread_scratch(ScratchSlot::QuantGemm, quant_gemm_scratch_bytes(chunk, panel));
     kt.gemm(xq, M, nb, w, fmt, bias, y, ldy, N, t0, t1, scratch, panel);
   });
 }
