@@ -85,18 +85,23 @@ std::vector<Timing> time_linear(const WeightSet& ws, const std::vector<int64_t>&
   return out;
 }
 
+// This machine's limits by thread count, measured before any section that reports against them (a
+// ratio to a remembered constant would be wrong on the next machine).
 struct Machine {
-  double read_gbs[3] = {0, 12.0, 22.0};  // by thread count; defaults when `mem` is not run
-  double peak_gops[3] = {0, 780, 1560};
+  double read_gbs[3] = {0, 0, 0};
+  double peak_gops[3] = {0, 0, 0};
 };
 
-void bench_memory(Machine& mc) {
+void measure_machine(Machine& mc) {
   for (int th = 1; th <= 2; ++th) {
     ThreadPool pool(th);
     PoolScope scope(&pool);
     mc.read_gbs[th] = bench::read_bandwidth_gbs();
     mc.peak_gops[th] = bench::int8_peak_gops();
   }
+}
+
+void print_machine(const Machine& mc) {
   std::printf("\n%-34s %9s %9s\n", "machine", "1 thread", "2 threads");
   std::printf("%-34s %9.1f %9.1f\n", "read GB/s", mc.read_gbs[1], mc.read_gbs[2]);
   std::printf("%-34s %9.0f %9.0f\n", "vpdpbusd zmm peak GOP/s", mc.peak_gops[1], mc.peak_gops[2]);
@@ -118,7 +123,7 @@ void bench_gemv(const Machine& mc) {
                       static_cast<long long>(Ms[i]));
         const double gbs = ws.bytes / t[i].median / 1e9;
         std::printf("%-34s %7d %9.3f %9.3f %8.1f %8.0f %8.2f\n", label, th, t[i].median * 1e3, t[i].best * 1e3, gbs,
-                    100.0 * gbs / mc.read_gbs[th], t[i].median / t[0].median);
+                    mc.read_gbs[th] > 0 ? 100.0 * gbs / mc.read_gbs[th] : 0.0, t[i].median / t[0].median);
       }
     }
   }
@@ -148,6 +153,16 @@ void bench_gemm(const Machine& mc) {
   }
 }
 
+void bench_ports() {
+  const std::vector<bench::IssueCost> costs = bench::vnni_issue_costs();
+  if (costs.empty()) {
+    std::printf("\nports: no AVX-512 VNNI on this CPU\n");
+    return;
+  }
+  std::printf("\n%-34s %s\n", "beside vpdpbusd (1 thread)", "vpdpbusd slots per op (0: another port)");
+  for (const bench::IssueCost& c : costs) std::printf("%-34s %9.2f\n", c.op, c.slots_per_op);
+}
+
 void bench_quantise() {
   const int64_t M = 350, K = 11008;
   const std::vector<float> x = random_floats(M * K, 3);
@@ -163,7 +178,7 @@ void bench_quantise() {
 
 int main(int argc, char** argv) {
   using namespace la;
-  // Optional section names (mem gemv gemm quant) pick what runs; default: everything.
+  // Optional section names (mem gemv gemm quant ports) pick what runs; default: everything.
   auto want = [&](const char* name) {
     if (argc < 2) return true;
     for (int i = 1; i < argc; ++i)
@@ -173,9 +188,11 @@ int main(int argc, char** argv) {
   std::printf("ISA: %s (detected %s), hardware threads %d\n", isa_name(active_isa()), isa_name(detected_isa()),
               ThreadPool::hardware_threads());
   Machine mc;
-  if (want("mem")) bench_memory(mc);
+  if (want("mem") || want("gemv") || want("gemm")) measure_machine(mc);
+  if (want("mem")) print_machine(mc);
   if (want("gemv")) bench_gemv(mc);
   if (want("gemm")) bench_gemm(mc);
   if (want("quant")) bench_quantise();
+  if (want("ports")) bench_ports();
   return 0;
 }

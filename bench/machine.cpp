@@ -164,6 +164,73 @@ double int8_peak_gops() {
   return pool_threads() * kPeakIters * double(kChains) * 128 / t / 1e9;
 }
 
+namespace {
+
+// 8 vpdpbusd on zmm0–7 (independent chains) plus `extra` per iteration, n iterations, in inline asm
+// so that the compiler can neither merge nor move anything; returns seconds.
+#define LA_DP8                                                                                              \
+  "vpdpbusd %%zmm30, %%zmm31, %%zmm0\n vpdpbusd %%zmm30, %%zmm31, %%zmm1\n vpdpbusd %%zmm30, %%zmm31, %%zmm2\n" \
+  "vpdpbusd %%zmm30, %%zmm31, %%zmm3\n vpdpbusd %%zmm30, %%zmm31, %%zmm4\n vpdpbusd %%zmm30, %%zmm31, %%zmm5\n" \
+  "vpdpbusd %%zmm30, %%zmm31, %%zmm6\n vpdpbusd %%zmm30, %%zmm31, %%zmm7\n"
+#define LA_X4(op) op("16") op("17") op("18") op("19")
+#define LA_ISSUE_LOOP(name, body)                                                                                \
+  __attribute__((target("avx512vnni,avx512f,avx512bw"), noinline)) double name(long n) {                        \
+    static int32_t mem[16] = {1, 2, 3, 4};                                                                       \
+    const double t0 = now_s();                                                                                   \
+    asm volatile("vpxord %%zmm28, %%zmm28, %%zmm28\n vpxord %%zmm29, %%zmm29, %%zmm29\n"                       \
+                 "vpxord %%zmm30, %%zmm30, %%zmm30\n vpxord %%zmm31, %%zmm31, %%zmm31\n"                       \
+                 "1:\n" LA_DP8 body "dec %0\n jnz 1b\n"                                                         \
+                 : "+r"(n)                                                                                       \
+                 : "r"(mem)                                                                                      \
+                 : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm16",     \
+                   "xmm17", "xmm18", "xmm19", "xmm28", "xmm29", "xmm30", "xmm31");                               \
+    return now_s() - t0;                                                                                         \
+  }
+#define LA_FMA(r) "vfmadd231ps %%zmm29, %%zmm28, %%zmm" r "\n"
+#define LA_MUL(r) "vmulps %%zmm29, %%zmm" r ", %%zmm" r "\n"
+#define LA_CVT(r) "vcvtdq2ps %%zmm" r ", %%zmm" r "\n"
+#define LA_ADDD(r) "vpaddd %%zmm29, %%zmm" r ", %%zmm" r "\n"
+#define LA_ADDPS(r) "vaddps %%zmm29, %%zmm" r ", %%zmm" r "\n"
+#define LA_BCAST(r) "vpbroadcastd (%1), %%zmm" r "\n"
+#define LA_SHIFT(r) "vpsrlw $4, %%zmm" r ", %%zmm" r "\n"
+
+LA_ISSUE_LOOP(issue_base, "")
+LA_ISSUE_LOOP(issue_fma, LA_X4(LA_FMA))
+LA_ISSUE_LOOP(issue_mul, LA_X4(LA_MUL))
+LA_ISSUE_LOOP(issue_addps, LA_X4(LA_ADDPS))
+LA_ISSUE_LOOP(issue_cvt, LA_X4(LA_CVT))
+LA_ISSUE_LOOP(issue_addd, LA_X4(LA_ADDD))
+LA_ISSUE_LOOP(issue_shift, LA_X4(LA_SHIFT))
+LA_ISSUE_LOOP(issue_bcast, LA_X4(LA_BCAST))
+
+std::vector<IssueCost> measure_issue_costs() {
+  using Loop = double (*)(long);
+  const Loop base = issue_base;
+  const struct {
+    const char* op;
+    Loop loop;
+  } cases[] = {{"vfmadd231ps", issue_fma}, {"vmulps", issue_mul},    {"vaddps", issue_addps},
+               {"vcvtdq2ps", issue_cvt},   {"vpaddd", issue_addd},   {"vpsrlw", issue_shift},
+               {"vpbroadcastd m32", issue_bcast}};
+  const long n = 20000000;
+  auto best = [&](Loop loop) {
+    double t = 1e30;
+    for (int r = 0; r < 3; ++r) t = std::min(t, loop(n));
+    return t;
+  };
+  const double slot = best(base) / n / 8;  // seconds per vpdpbusd issue
+  std::vector<IssueCost> out;
+  for (const auto& c : cases) out.push_back({c.op, (best(c.loop) / n - 8 * slot) / 4 / slot});
+  return out;
+}
+
+}  // namespace
+
+std::vector<IssueCost> vnni_issue_costs() {
+  if (detected_isa() < Isa::Avx512Vnni) return {};
+  return measure_issue_costs();
+}
+
 double sgemm_gflops() {
   const int64_t M = 1024, N = 4608, K = 1152;
   std::vector<float> A(M * K, 0.01f), B(N * K, 0.02f), C(M * N);
