@@ -50,15 +50,37 @@ def image_path(image_dir: str | None, size: str) -> pathlib.Path | None:
     return path if path.is_file() else None
 
 
+# (vendor, family) → [(first model, last model, core)]; the model name of a VM often says only "AMD EPYC".
+CORES = {
+    ("AuthenticAMD", 25): [(0x00, 0x0F, "Zen 3"), (0x10, 0x1F, "Zen 4"), (0x20, 0x5F, "Zen 3"),
+                           (0x60, 0x7F, "Zen 4"), (0xA0, 0xAF, "Zen 4c")],
+    ("AuthenticAMD", 26): [(0x00, 0xFF, "Zen 5")],
+    ("GenuineIntel", 6): [(0x55, 0x55, "Skylake/Cascade Lake"), (0x6A, 0x6C, "Ice Lake"),
+                          (0x8F, 0x8F, "Sapphire Rapids"), (0xCF, 0xCF, "Emerald Rapids"), (0xAD, 0xAE, "Granite Rapids")],
+}
+
+
 def machine() -> dict:
-    info = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()}
+    info: dict = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()}
+    fields: dict = {}
     try:
         for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
+            if not line.strip():
+                break  # the first processor is enough
+            key, _, value = line.partition(":")
+            fields[key.strip()] = value.strip()
     except OSError:
-        pass
+        return info
+    info["cpu"] = fields.get("model name", "")
+    vendor = fields.get("vendor_id", "")
+    try:
+        family, model = int(fields.get("cpu family", "")), int(fields.get("model", ""))
+    except ValueError:
+        return info
+    info.update(vendor=vendor, family=family, model=model, stepping=fields.get("stepping", ""))
+    info["core"] = next((name for lo, hi, name in CORES.get((vendor, family), []) if lo <= model <= hi), "unknown")
+    flags = fields.get("flags", "").split()
+    info["isa_flags"] = [f for f in flags if f.startswith(("avx512", "amx")) or f in ("avx2", "fma", "f16c")]
     return info
 
 
@@ -348,6 +370,10 @@ def add_ratios(results: dict) -> None:
 
 
 def print_table(results: dict) -> None:
+    m = results.get("machine", {})
+    if "core" in m:
+        print(f"machine: {m.get('cpu')} ({m['vendor']} family {m['family']} model {m['model']}: {m['core']}), "
+              f"{m.get('cpus')} CPUs, {' '.join(f for f in m.get('isa_flags', []) if f.startswith('amx')) or 'no AMX'}")
     print(f"threads={results['threads']} tokens={results['tokens']} probe={results['probe']}")
     if "kernels" in results:
         print(f"kernels picked: {results['kernels']}")
