@@ -8,19 +8,30 @@
 
 namespace la {
 
+namespace {
+// Σ f(x[i]) in double over 8 interleaved partial sums (lane i mod 8) and a fixed tree: the same bits
+// on every machine, and eight independent add chains where one chain waited on each add's latency.
+template <class F>
+double sum_lanes8(const float* x, int64_t n, F f) {
+  double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; ++l) s[l] += f(x[i + l]);
+  for (int l = 0; i + l < n; ++l) s[l] += f(x[i + l]);
+  return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+}
+}  // namespace
+
 void layer_norm(const float* x, int64_t rows, int64_t dim, const float* w, const float* b, float eps, float* out) {
   parallel_for(rows, 16, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const float* xr = x + r * dim;
       float* o = out + r * dim;
-      double sum = 0.0;
-      for (int64_t i = 0; i < dim; ++i) sum += xr[i];
-      const double mean = sum / static_cast<double>(dim);
-      double sq = 0.0;
-      for (int64_t i = 0; i < dim; ++i) {
-        const double d = xr[i] - mean;
-        sq += d * d;
-      }
+      const double mean = sum_lanes8(xr, dim, [](float v) { return static_cast<double>(v); }) / static_cast<double>(dim);
+      const double sq = sum_lanes8(xr, dim, [mean](float v) {
+        const double d = v - mean;
+        return d * d;
+      });
       const float rstd = static_cast<float>(1.0 / std::sqrt(sq / static_cast<double>(dim) + eps));
       const float meanf = static_cast<float>(mean);
       for (int64_t i = 0; i < dim; ++i) o[i] = (xr[i] - meanf) * rstd * w[i] + b[i];
@@ -33,8 +44,7 @@ void rms_norm(const float* x, int64_t rows, int64_t dim, const float* w, float e
     for (int64_t r = r0; r < r1; ++r) {
       const float* xr = x + r * dim;
       float* o = out + r * dim;
-      double sq = 0.0;
-      for (int64_t i = 0; i < dim; ++i) sq += static_cast<double>(xr[i]) * xr[i];
+      const double sq = sum_lanes8(xr, dim, [](float v) { return static_cast<double>(v) * v; });
       const float var = static_cast<float>(sq / static_cast<double>(dim));
       const float inv = 1.0f / std::sqrt(var + eps);
       for (int64_t i = 0; i < dim; ++i) o[i] = w[i] * (xr[i] * inv);
