@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 
@@ -17,6 +18,7 @@
 #include "decoder/decoder.h"
 #include "vision/projector.h"
 #include "vision/vision_tower.h"
+#include "weights/weight_loader.h"
 #include "test_util.h"
 
 namespace la {
@@ -215,6 +217,44 @@ TEST(ModelParity, GreedyTokensAllModes) {
     }
   }
   EXPECT_EQ(checked, 16 * 3 + 4 * 3);
+}
+
+// The last layer finishes only the rows whose logits are read. A row's logits must not depend on
+// that: asking for the last 1 or 3 rows gives the bits of the same rows when every row is finished,
+// for the exact and the INT4 plans, with a second chunk (KV only, no logits) in the same pass.
+TEST(DecoderTrim, FinishedRowsGetTheSameBits) {
+  TinyModel& m = tiny();
+  PoolScope scope(&m.pool);
+  const int64_t V = m.cfg.text.vocab;
+  const std::string c = case_names().front();
+  auto npz = test::read_npz(test::fixture("tiny-a/cases/" + c + ".npz"));
+  auto vis = test::read_npz(test::fixture("tiny-a/vision/" + image_of(c) + ".npz"));
+  const std::vector<int32_t> ids = npz["input_ids"].as_int32();
+  const std::vector<float> rows = vis["mlp1_out"].as_float();
+  const int64_t q = static_cast<int64_t>(ids.size());
+  std::vector<int32_t> pos(ids.size());
+  for (size_t i = 0; i < pos.size(); ++i) pos[i] = static_cast<int32_t>(i);
+  WeightLoader loader4(*m.ws, m.cfg.quantization, QuantPlan::from_name("int4"), nullptr);
+  const Decoder int4(m.cfg.text, *m.ws, loader4);
+  for (const Decoder* dec : {static_cast<const Decoder*>(m.decoder.get()), &int4}) {
+    auto run = [&](int64_t n_logits) {
+      KvCache cache = dec->new_cache(), other = dec->new_cache();
+      std::vector<float> logits(static_cast<size_t>(n_logits * V));
+      Decoder::Chunk ch = Decoder::Chunk::rows(&cache, ids.data(), pos.data(), q)
+                              .with_images(rows.data(), vis["mlp1_out"].shape[0], m.cfg.ids.image_context)
+                              .with_logits(n_logits, logits.data());
+      const int32_t text[3] = {ids[0], ids[1], ids[2]};
+      dec->forward({Decoder::Chunk::rows(&other, text, pos.data(), 3), ch});
+      return logits;
+    };
+    const std::vector<float> all = run(q);
+    for (int64_t n : {1, 3}) {
+      const std::vector<float> some = run(n);
+      const float* tail = all.data() + (q - n) * V;
+      EXPECT_EQ(std::memcmp(some.data(), tail, static_cast<size_t>(n * V) * sizeof(float)), 0)
+          << (dec == &int4 ? "int4" : "none") << ": the last " << n << " rows";
+    }
+  }
 }
 
 }  // namespace

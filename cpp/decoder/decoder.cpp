@@ -209,9 +209,38 @@ void Decoder::forward(const std::vector<Chunk>& chunks, Scratch& s) const {
   std::vector<BlockQ8A>& xq = s.xq;  // one quantised copy of a shared input (quantised weights only)
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
 
+  // The last layer finishes only the rows whose logits are read (the last n_logit_rows of each chunk
+  // with logits). The other rows need just that layer's keys and values, which go to the caches before
+  // attention; their attention output, o_proj and MLP would be thrown away. Every kernel here is
+  // row-independent, so the finished rows get the same bits either way.
+  std::vector<int64_t>& keep0 = s.keep0;  // offset of each chunk's finished rows in the compact block
+  keep0.assign(chunks.size() + 1, 0);
+  for (size_t c = 0; c < chunks.size(); ++c)
+    keep0[c + 1] = keep0[c] + (chunks[c].logits ? std::max<int64_t>(0, std::min(chunks[c].n_logit_rows, chunks[c].q)) : 0);
+  const int64_t R_last = keep0.back();
+
+  // o_proj, residual, MLP and residual for n rows xr [n, H] whose attention output is attn [n, Hq].
+  auto finish_rows = [&](const Layer& L, float* xr, int64_t n) {
+    if (n == 0) return;
+    L.o.apply(attn.data(), n, Hq, tmp.data(), H);
+    add_inplace(xr, tmp.data(), n * H);
+    rms_norm(xr, n, H, L.mlp_norm.data(), cfg_.rms_eps, a.data());
+    for (int64_t r0 = 0; r0 < n; r0 += kMlpRowBlock) {
+      const int64_t m = std::min(kMlpRowBlock, n - r0);
+      if (L.gate_up.data)
+        apply_linears(a.data() + r0 * H, m, H, {{&L.gate_up, gate_up.data(), 2 * I}}, xq);
+      else
+        apply_linears(a.data() + r0 * H, m, H, {{&L.gate, gate_up.data(), 2 * I}, {&L.up, gate_up.data() + I, 2 * I}}, xq);
+      silu_mul(gate_up.data(), m, I, act.data());
+      L.down.apply(act.data(), m, I, tmp.data() + r0 * H, H);
+    }
+    add_inplace(xr, tmp.data(), n * H);
+  };
+
   for (size_t li = 0; li < layers_.size(); ++li) {
     const Layer& L = layers_[li];
     const int layer = static_cast<int>(li);
+    const bool trim = li + 1 == layers_.size() && R_last < R;
     rms_norm(x.data(), R, H, L.attn_norm.data(), cfg_.rms_eps, a.data());
     if (L.qkv.data)
       apply_linears(a.data(), R, H, {{&L.qkv, qkv.data(), QKV}}, xq);
@@ -220,7 +249,8 @@ void Decoder::forward(const std::vector<Chunk>& chunks, Scratch& s) const {
                     xq);
     rope_rotate_half(qkv.data(), R, QKV, heads, static_cast<int>(D), cos_t.data(), sin_t.data());
     rope_rotate_half(qkv.data() + Hq, R, QKV, kv_heads, static_cast<int>(D), cos_t.data(), sin_t.data());
-    // Append this chunk's keys/values to each cache, then attend.
+    // Append this chunk's keys/values to each cache, then attend (in the trimmed last layer, only the
+    // finished rows attend, their outputs packed at keep0).
     for (size_t c = 0; c < chunks.size(); ++c) {
       const Chunk& ch = chunks[c];
       KvCache& kv = *ch.cache;
@@ -229,23 +259,29 @@ void Decoder::forward(const std::vector<Chunk>& chunks, Scratch& s) const {
         const float* src = qkv.data() + (row0[c] + r) * QKV;
         kv.write(layer, C + r, src + Hq, src + Hq + Hkv);
       }
-      attention_gqa(qkv.data() + row0[c] * QKV, ch.q, QKV, heads, kv_heads, static_cast<int>(D), kv.k(layer), kv.v(layer), cap,
-                    ranges.data() + row0[c], scale, attn.data() + row0[c] * Hq, Hq);
+      const int64_t n = trim ? keep0[c + 1] - keep0[c] : ch.q, first = row0[c] + ch.q - n;
+      if (n == 0) continue;
+      attention_gqa(qkv.data() + first * QKV, n, QKV, heads, kv_heads, static_cast<int>(D), kv.k(layer), kv.v(layer), cap,
+                    ranges.data() + first, scale, attn.data() + (trim ? keep0[c] : row0[c]) * Hq, Hq);
     }
-    L.o.apply(attn.data(), R, Hq, tmp.data(), H);
-    add_inplace(x.data(), tmp.data(), R * H);
-    rms_norm(x.data(), R, H, L.mlp_norm.data(), cfg_.rms_eps, a.data());
-    for (int64_t r0 = 0; r0 < R; r0 += kMlpRowBlock) {
-      const int64_t n = std::min(kMlpRowBlock, R - r0);
-      if (L.gate_up.data)
-        apply_linears(a.data() + r0 * H, n, H, {{&L.gate_up, gate_up.data(), 2 * I}}, xq);
-      else
-        apply_linears(a.data() + r0 * H, n, H, {{&L.gate, gate_up.data(), 2 * I}, {&L.up, gate_up.data() + I, 2 * I}}, xq);
-      silu_mul(gate_up.data(), n, I, act.data());
-      L.down.apply(act.data(), n, I, tmp.data() + r0 * H, H);
+    if (!trim) {
+      finish_rows(L, x.data(), R);
+      trace("decoder.layer", layer, x.data(), {R, H});
+      continue;
     }
-    add_inplace(x.data(), tmp.data(), R * H);
-    trace("decoder.layer", layer, x.data(), {R, H});
+    // Gather the finished rows, run them through, put them back where the head reads them.
+    std::vector<float>& xk = s.xk;
+    xk.resize(static_cast<size_t>(R_last * H));
+    for (size_t c = 0; c < chunks.size(); ++c) {
+      const int64_t n = keep0[c + 1] - keep0[c], first = row0[c] + chunks[c].q - n;
+      std::memcpy(xk.data() + keep0[c] * H, x.data() + first * H, static_cast<size_t>(n * H) * sizeof(float));
+    }
+    finish_rows(L, xk.data(), R_last);
+    for (size_t c = 0; c < chunks.size(); ++c) {
+      const int64_t n = keep0[c + 1] - keep0[c], first = row0[c] + chunks[c].q - n;
+      std::memcpy(x.data() + first * H, xk.data() + keep0[c] * H, static_cast<size_t>(n * H) * sizeof(float));
+    }
+    trace("decoder.layer", layer, xk.data(), {R_last, H});  // the finished rows only
   }
   for (const Chunk& ch : chunks) ch.cache->extend_to(ch.cache->length() + ch.q);
 

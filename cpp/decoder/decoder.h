@@ -63,8 +63,8 @@ class Decoder {
   // Buffers of one forward pass, kept between passes so a decode step allocates nothing once they
   // have grown to the largest chunk seen. One per caller thread (the engine holds one under its lock).
   struct Scratch {
-    std::vector<int64_t> row0;
-    std::vector<float> x, cos_t, sin_t, a, qkv, attn, gate_up, act, tmp, h;
+    std::vector<int64_t> row0, keep0;
+    std::vector<float> x, xk, cos_t, sin_t, a, qkv, attn, gate_up, act, tmp, h;
     std::vector<KeyRanges> ranges;
     std::vector<BlockQ8A> xq;
   };
