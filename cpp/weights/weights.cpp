@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/half.h"
+#include "core/scratch.h"
 #include "kernels/gemm.h"
 
 namespace la {
@@ -38,10 +39,52 @@ LinearWeight load_linear(const WeightStore& ws, const std::string& name, int64_t
   return lw;
 }
 
+namespace {
+
+// apply_linears with the quantised copy of x in `xq` (room for M · K/32 blocks of the first quantised
+// target's K).
+void apply_linears_into(const float* x, int64_t M, int64_t ldx, const std::vector<LinearTarget>& targets,
+                        BlockQ8A* xq) {
+  bool quantized_input = false;
+  for (const LinearTarget& t : targets) {
+    if (!t.w->quantized) {
+      t.w->apply(x, M, ldx, t.y, t.ldy);
+      continue;
+    }
+    if (!quantized_input) {
+      const int64_t K = t.w->in;
+      if (ldx < K) {
+        const int64_t used = K - t.w->pad_in;
+        LA_CHECK(used <= ldx, InvalidArgument, "a quantised [", t.w->out, ", ", K, "] linear reads ", used,
+                 " input columns but the rows hold ", ldx);
+        std::vector<float> padded(static_cast<size_t>(M * K), 0.0f);
+        for (int64_t m = 0; m < M; ++m) std::copy(x + m * ldx, x + m * ldx + used, padded.begin() + m * K);
+        quantise_activations(padded.data(), M, K, K, xq);
+      } else {
+        quantise_activations(x, M, K, ldx, xq);
+      }
+      quantized_input = true;
+    }
+    t.w->apply_quantized(xq, M, t.y, t.ldy);
+  }
+}
+
+int64_t quantised_input_blocks(const std::vector<LinearTarget>& targets, int64_t M) {
+  for (const LinearTarget& t : targets)
+    if (t.w->quantized) return M * (t.w->in / kQuantActBlock);
+  return 0;
+}
+
+}  // namespace
+
 void LinearWeight::apply(const float* x, int64_t M, int64_t ldx, float* y, int64_t ldy) const {
   if (quantized) {
-    std::vector<BlockQ8A> xq;
-    apply_linears(x, M, ldx, {{this, y, ldy}}, xq);
+    // The quantised copy of x lives in this thread's scratch: a fresh vector per call was zero-filled
+    // and page-faulted in every time (megabytes per vision linear).
+    const std::vector<LinearTarget> targets = {{this, y, ldy}};
+    const int64_t blocks = quantised_input_blocks(targets, M);
+    auto* xq = static_cast<BlockQ8A*>(thread_scratch(ScratchSlot::Activations, blocks * static_cast<int64_t>(sizeof(BlockQ8A))));
+    apply_linears_into(x, M, ldx, targets, xq);
     return;
   }
   linear_strided(x, M, ldx, in, data, format, out, bias.empty() ? nullptr : bias.data(), y, ldy);
@@ -63,29 +106,9 @@ void LinearWeight::apply_quantized(const BlockQ8A* xq, int64_t M, float* y, int6
 
 void apply_linears(const float* x, int64_t M, int64_t ldx, const std::vector<LinearTarget>& targets,
                    std::vector<BlockQ8A>& scratch) {
-  bool quantized_input = false;
-  for (const LinearTarget& t : targets) {
-    if (!t.w->quantized) {
-      t.w->apply(x, M, ldx, t.y, t.ldy);
-      continue;
-    }
-    if (!quantized_input) {
-      const int64_t K = t.w->in;
-      scratch.resize(static_cast<size_t>(M * (K / kQuantActBlock)));
-      if (ldx < K) {
-        const int64_t used = K - t.w->pad_in;
-        LA_CHECK(used <= ldx, InvalidArgument, "a quantised [", t.w->out, ", ", K, "] linear reads ", used,
-                 " input columns but the rows hold ", ldx);
-        std::vector<float> padded(static_cast<size_t>(M * K), 0.0f);
-        for (int64_t m = 0; m < M; ++m) std::copy(x + m * ldx, x + m * ldx + used, padded.begin() + m * K);
-        quantise_activations(padded.data(), M, K, K, scratch.data());
-      } else {
-        quantise_activations(x, M, K, ldx, scratch.data());
-      }
-      quantized_input = true;
-    }
-    t.w->apply_quantized(scratch.data(), M, t.y, t.ldy);
-  }
+  const size_t blocks = static_cast<size_t>(quantised_input_blocks(targets, M));
+  if (scratch.size() < blocks) scratch.resize(blocks);  // never shrinks: no refill when K alternates
+  apply_linears_into(x, M, ldx, targets, scratch.data());
 }
 
 LinearWeight owned_float_linear(std::vector<float> values, int64_t out, int64_t in, std::vector<float> bias) {
