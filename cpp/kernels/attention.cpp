@@ -173,43 +173,49 @@ void attention_gqa(const float* q, int64_t rows, int64_t ldq, int heads, int kv_
   const VmathKernels& vm = vmath();
   const AttentionKernels& ak = attention_kernels(active_isa());
   // One task per (row, KV head): the query heads sharing the KV head are scored together over all
-  // visible keys (the transposed key cache gives contiguous runs of keys per dimension).
-  parallel_for(rows * kv_heads, 1, [&](int64_t t0, int64_t t1) {
-    std::vector<float> scores;
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t r = t / kv_heads;
-      const int64_t kv = t % kv_heads;
-      const KeyRanges& kr = ranges[r];
-      const int64_t n_a = kr.a_end, n_b = std::max<int64_t>(0, kr.b_end - kr.b_begin), n = n_a + n_b;
-      const float* qh = q + r * ldq + kv * group * head_dim;  // the group's query heads, contiguous
-      const float* kt = k_cache + kv * head_dim * capacity;
-      const float* vbase = v_cache + kv * capacity * head_dim;
-      float* o = out + r * ldo + kv * group * head_dim;
-      scores.resize(static_cast<size_t>(group * n));
-      for (int g0 = 0; g0 < group; g0 += 8) {
-        const int G = std::min(8, group - g0);
-        float* s = scores.data() + g0 * n;
-        ak.scores(qh + g0 * head_dim, G, head_dim, kt, capacity, n_a, s, n);
-        if (n_b > 0) ak.scores(qh + g0 * head_dim, G, head_dim, kt + kr.b_begin, capacity, n_b, s + n_a, n);
-      }
-      for (int g = 0; g < group; ++g) {
-        float* s = scores.data() + g * n;
-        for (int64_t j = 0; j < n; ++j) s[j] *= scale;
-        const float m = vm.max(s, n);
-        const float sum = vm.exp_sum(s, m, s, n);
-        const float inv = 1.0f / sum;
-        for (int64_t j = 0; j < n; ++j) s[j] *= inv;  // normalise the weights, then sum the values
-      }
-      std::fill(o, o + group * head_dim, 0.0f);
-      for (int g0 = 0; g0 < group; g0 += 8) {
-        const int G = std::min(8, group - g0);
-        ak.weighted(scores.data() + g0 * n, n, G, n_a, vbase, head_dim, head_dim, o + g0 * head_dim, head_dim);
-        if (n_b > 0)
-          ak.weighted(scores.data() + g0 * n + n_a, n, G, n_b, vbase + kr.b_begin * head_dim, head_dim, head_dim,
-                      o + g0 * head_dim, head_dim);
-      }
+  // visible keys (the transposed key cache gives contiguous runs of keys per dimension). Tasks are
+  // handed out one at a time, longest rows first: in a causal prefill the work grows with the row, and
+  // an even split by row count left one thread with three quarters of it.
+  const int64_t n_tasks = rows * kv_heads;
+  auto task = [&](int64_t t) {
+    const int64_t r = t / kv_heads;
+    const int64_t kv = t % kv_heads;
+    const KeyRanges& kr = ranges[r];
+    const int64_t n_a = kr.a_end, n_b = std::max<int64_t>(0, kr.b_end - kr.b_begin), n = n_a + n_b;
+    const float* qh = q + r * ldq + kv * group * head_dim;  // the group's query heads, contiguous
+    const float* kt = k_cache + kv * head_dim * capacity;
+    const float* vbase = v_cache + kv * capacity * head_dim;
+    float* o = out + r * ldo + kv * group * head_dim;
+    float* scores = static_cast<float*>(thread_scratch(ScratchSlot::Attention, group * n * 4));
+    for (int g0 = 0; g0 < group; g0 += 8) {
+      const int G = std::min(8, group - g0);
+      float* s = scores + g0 * n;
+      ak.scores(qh + g0 * head_dim, G, head_dim, kt, capacity, n_a, s, n);
+      if (n_b > 0) ak.scores(qh + g0 * head_dim, G, head_dim, kt + kr.b_begin, capacity, n_b, s + n_a, n);
     }
-  });
+    for (int g = 0; g < group; ++g) {
+      float* s = scores + g * n;
+      for (int64_t j = 0; j < n; ++j) s[j] *= scale;
+      const float m = vm.max(s, n);
+      const float sum = vm.exp_sum(s, m, s, n);
+      const float inv = 1.0f / sum;
+      for (int64_t j = 0; j < n; ++j) s[j] *= inv;  // normalise the weights, then sum the values
+    }
+    std::fill(o, o + group * head_dim, 0.0f);
+    for (int g0 = 0; g0 < group; g0 += 8) {
+      const int G = std::min(8, group - g0);
+      ak.weighted(scores + g0 * n, n, G, n_a, vbase, head_dim, head_dim, o + g0 * head_dim, head_dim);
+      if (n_b > 0)
+        ak.weighted(scores + g0 * n + n_a, n, G, n_b, vbase + kr.b_begin * head_dim, head_dim, head_dim,
+                    o + g0 * head_dim, head_dim);
+    }
+  };
+  ThreadPool* pool = current_pool();
+  if (pool && n_tasks > 1) {
+    pool->run(n_tasks, [&](int64_t i) { task(n_tasks - 1 - i); });
+  } else {
+    for (int64_t t = 0; t < n_tasks; ++t) task(t);
+  }
 }
 
 }  // namespace la
