@@ -60,7 +60,7 @@ std::vector<Timing> time_linear(const WeightSet& ws, const std::vector<int64_t>&
   for (size_t i = 0; i < Ms.size(); ++i) {
     const std::vector<float> x = random_floats(Ms[i] * ws.K, 2);
     xq[i].resize(Ms[i] * ws.K / 32);
-    quantise_activations(x.data(), Ms[i], ws.K, ws.K, xq[i].data());
+    quantise_activations(x.data(), Ms[i], ws.K, ws.K, activation_scale_for(ws.fmt), xq[i].data());
     max_m = std::max(max_m, Ms[i]);
   }
   std::vector<float> y(max_m * ws.N);
@@ -169,7 +169,7 @@ void bench_quantise() {
   std::vector<BlockQ8A> xq(M * K / 32);
   ThreadPool pool(2);
   PoolScope scope(&pool);
-  const double t = time_best(5, [&] { quantise_activations(x.data(), M, K, K, xq.data()); });
+  const double t = time_best(5, [&] { quantise_activations(x.data(), M, K, K, ActScale::Pow2, xq.data()); });
   std::printf("\n%-34s %7d %9s %9.3f\n", "quantise_activations [350, 11008]", 2, "", t * 1e3);
 }
 

@@ -56,9 +56,9 @@ std::vector<uint8_t> quantise(const std::vector<float>& w, int64_t N, int64_t K,
   return q;
 }
 
-std::vector<BlockQ8A> quantise_x(const std::vector<float>& x, int64_t M, int64_t K) {
+std::vector<BlockQ8A> quantise_x(const std::vector<float>& x, int64_t M, int64_t K, ActScale mode) {
   std::vector<BlockQ8A> q(M * K / 32);
-  quantise_activations(x.data(), M, K, K, q.data());
+  quantise_activations(x.data(), M, K, K, mode, q.data());
   return q;
 }
 
@@ -189,35 +189,50 @@ TEST(QuantWeights, WidenBf16IsaVariantsBitIdentical) {
 TEST(QuantActivations, RoundTripAndOffsets) {
   const int64_t M = 9, K = 2048;
   std::vector<float> x = random_matrix(M, K, 11);
-  for (int64_t k = 64; k < 96; ++k) x[k] = 0.0f;                  // zero block: d = 0
+  for (int64_t k = 64; k < 96; ++k) x[k] = 0.0f;                  // zero block: q = 0
   for (int64_t k = 96; k < 128; ++k) x[k] = (k % 3 - 1) * 1e-30f;  // tiny values
   for (int64_t k = 128; k < 160; ++k) x[k] = k == 128 ? 127.0f : (k % 9) - 3.5f;  // d = 1: exact ties
-  const std::vector<BlockQ8A> q = quantise_x(x, M, K);
-  std::vector<float> back(M * K);
-  dequantise_activations(q.data(), M, K, back.data());
-  double err2 = 0, model2 = 0;
-  for (int64_t m = 0; m < M; ++m)
-    for (int64_t j = 0; j < K / 32; ++j) {
-      const BlockQ8A& b = q[j * M + m];
-      int32_t sum = 0;
-      float amax = 0;
-      for (int i = 0; i < 32; ++i) {
-        sum += b.q[i];
-        amax = std::max(amax, std::fabs(x[m * K + 32 * j + i]));
-        EXPECT_LE(std::abs(int(b.q[i])), 127);
+  for (ActScale mode : {ActScale::Max, ActScale::Pow2}) {
+    SCOPED_TRACE(mode == ActScale::Max ? "Max" : "Pow2");
+    const std::vector<BlockQ8A> q = quantise_x(x, M, K, mode);
+    std::vector<float> back(M * K);
+    dequantise_activations(q.data(), M, K, back.data());
+    double err2 = 0, model2 = 0;
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t j = 0; j < K / 32; ++j) {
+        const BlockQ8A& b = q[j * M + m];
+        int32_t sum = 0;
+        float amax = 0;
+        for (int i = 0; i < 32; ++i) {
+          sum += b.q[i];
+          amax = std::max(amax, std::fabs(x[m * K + 32 * j + i]));
+          EXPECT_LE(std::abs(int(b.q[i])), 127);
+        }
+        EXPECT_EQ(b.offset, -8 * sum);
+        EXPECT_EQ(b.d, activation_scale(amax, mode));
+        if (mode == ActScale::Max) {
+          EXPECT_EQ(b.d, amax / 127.0f);
+        } else {
+          // The smallest power of two at or above amax/127 (quant.h), within [2^-100, 2^100].
+          int e = 0;
+          EXPECT_EQ(std::frexp(b.d, &e), 0.5f) << "d = " << b.d << " is not a power of two";
+          EXPECT_GE(b.d, 0x1p-100f);
+          if (amax / 127.0f > 0x1p-100f) {
+            EXPECT_GE(b.d, amax / 127.0f);
+            EXPECT_LT(b.d / 2, amax / 127.0f);
+          }
+        }
+        for (int i = 0; i < 32; ++i) {
+          const double e = std::fabs(back[m * K + 32 * j + i] - x[m * K + 32 * j + i]);
+          EXPECT_LE(e, 0.5 * b.d * (1 + 1e-5) + 1e-37);
+          if (m == 0) continue;  // row 0 holds the hand-made blocks (ties err by exactly d/2)
+          err2 += e * e;
+          model2 += double(b.d) * b.d / 12;
+        }
       }
-      EXPECT_EQ(b.offset, -8 * sum);
-      EXPECT_EQ(b.d, amax / 127.0f);
-      for (int i = 0; i < 32; ++i) {
-        const double e = std::fabs(back[m * K + 32 * j + i] - x[m * K + 32 * j + i]);
-        EXPECT_LE(e, 0.5 * b.d * (1 + 1e-5) + 1e-37);
-        if (m == 0) continue;  // row 0 holds the hand-made blocks (ties err by exactly d/2)
-        err2 += e * e;
-        model2 += double(b.d) * b.d / 12;
-      }
-    }
-  EXPECT_GT(err2 / model2, 0.85);
-  EXPECT_LT(err2 / model2, 1.10);
+    EXPECT_GT(err2 / model2, 0.85);
+    EXPECT_LT(err2 / model2, 1.10);
+  }
 }
 
 TEST(QuantActivations, IsaVariantsBitIdentical) {
@@ -225,15 +240,17 @@ TEST(QuantActivations, IsaVariantsBitIdentical) {
   std::vector<float> x = random_matrix(M, K, 5);
   for (int64_t k = 0; k < 32; ++k) x[k] = 0.0f;
   for (int64_t k = 32; k < 64; ++k) x[k] = k == 32 ? -127.0f : (k % 9) - 3.5f;  // d = 1: exact ties
-  std::vector<BlockQ8A> ref;
-  for (Isa isa : isas_to_test()) {
-    IsaCap cap(isa);
-    std::vector<BlockQ8A> q = quantise_x(x, M, K);
-    if (ref.empty()) {
-      ref = q;
-      continue;
+  for (ActScale mode : {ActScale::Max, ActScale::Pow2}) {
+    std::vector<BlockQ8A> ref;
+    for (Isa isa : isas_to_test()) {
+      IsaCap cap(isa);
+      std::vector<BlockQ8A> q = quantise_x(x, M, K, mode);
+      if (ref.empty()) {
+        ref = q;
+        continue;
+      }
+      EXPECT_EQ(0, std::memcmp(ref.data(), q.data(), ref.size() * sizeof(BlockQ8A))) << isa_name(isa);
     }
-    EXPECT_EQ(0, std::memcmp(ref.data(), q.data(), ref.size() * sizeof(BlockQ8A))) << isa_name(isa);
   }
 }
 
@@ -243,9 +260,9 @@ TEST(QuantActivations, IsaVariantsBitIdentical) {
 TEST(QuantLinear, MatchesDoubleReferenceOfQuantisedOperands) {
   const int64_t M = 13, N = 45, K = 1024, nb = K / 32;
   const std::vector<float> w = random_matrix(N, K, 21), x = random_matrix(M, K, 22), bias = random_matrix(1, N, 23);
-  const std::vector<BlockQ8A> xq = quantise_x(x, M, K);
   for (QuantFormat fmt : kFormats) {
     SCOPED_TRACE(quant_format_name(fmt));
+    const std::vector<BlockQ8A> xq = quantise_x(x, M, K, activation_scale_for(fmt));
     const std::vector<uint8_t> q = quantise(w, N, K, fmt);
     std::vector<float> wd(N * K);
     dequantise_weights(q.data(), fmt, N, K, 0, N, wd.data());
@@ -279,11 +296,11 @@ TEST(QuantLinear, MatchesDoubleReferenceOfQuantisedOperands) {
 TEST(QuantLinear, CloseToFloatProduct) {
   const int64_t M = 20, N = 64, K = 2048, nb = K / 32;
   const std::vector<float> w = random_matrix(N, K, 31), x = random_matrix(M, K, 32);
-  const std::vector<BlockQ8A> xq = quantise_x(x, M, K);
-  std::vector<float> xd(M * K);
-  dequantise_activations(xq.data(), M, K, xd.data());
   for (QuantFormat fmt : kFormats) {
     SCOPED_TRACE(quant_format_name(fmt));
+    const std::vector<BlockQ8A> xq = quantise_x(x, M, K, activation_scale_for(fmt));
+    std::vector<float> xd(M * K);
+    dequantise_activations(xq.data(), M, K, xd.data());
     const std::vector<uint8_t> q = quantise(w, N, K, fmt);
     const std::vector<float> y = run_linear(xq, M, K, q, fmt, N, nullptr);
     const double ew = fmt == QuantFormat::Q8_32 ? 0.5 * (1 + 1e-5) : 1.0 + 1.0 / 256;
@@ -333,7 +350,7 @@ TEST(QuantLinear, IsaVariantsBitIdentical) {
     // 20, 45 and 47 leave 2, 3 and 5 rows for the panel GEMM's last micro-tile.
     for (int64_t M : {1, 2, 3, 5, 6, 7, 12, 13, 20, 45, 47, 64, 100}) {
       SCOPED_TRACE(testing::Message() << quant_format_name(s.fmt) << " N=" << s.N << " K=" << s.K << " M=" << M);
-      const std::vector<BlockQ8A> xq = quantise_x(random_matrix(M, s.K, ++seed), M, s.K);
+      const std::vector<BlockQ8A> xq = quantise_x(random_matrix(M, s.K, ++seed), M, s.K, activation_scale_for(s.fmt));
       std::vector<float> ref;
       for (Isa isa : isas) {
         IsaCap cap(isa);
@@ -349,17 +366,60 @@ TEST(QuantLinear, IsaVariantsBitIdentical) {
   }
 }
 
+// The scale product d_x·d_w is exact (quant.h), so the AVX-512 kernels form it by adding d_x's
+// exponent to d_w's bits. Check that against the scalar twin's float multiply where that is easiest
+// to get wrong: zero and −0 weight scales over non-zero codes (GPTQ allows them), fp16 subnormal,
+// largest and negative scales, and activation blocks at both clamps of the activation scale.
+TEST(QuantLinear, ExtremeScalesBitIdentical) {
+  const std::vector<Isa> isas = isas_to_test();
+  if (isas.size() < 2) GTEST_SKIP() << "only the scalar kernels are available here";
+  const int64_t K = 256, N = 40;
+  std::mt19937 rng(71);
+  std::vector<int32_t> qweight(K / 8 * N);
+  for (int32_t& v : qweight) v = static_cast<int32_t>(rng());
+  const uint16_t special[] = {0x0000, 0x8000, 0x0001, 0x03ff, 0x7bff, 0xfbff, 0x3c00, 0xbc00};
+  for (int64_t group : {32, 128}) {
+    std::vector<uint16_t> scales(K / group * N);
+    std::uniform_real_distribution<float> u(-0.05f, 0.05f);
+    for (size_t i = 0; i < scales.size(); ++i) scales[i] = i % 3 == 0 ? special[(i / 3) % 8] : f32_to_f16(u(rng));
+    const QuantFormat fmt = group == 32 ? QuantFormat::Q4_32 : QuantFormat::Q4_128;
+    std::vector<uint8_t> w(quant_matrix_bytes(fmt, N, K));
+    repack_gptq_q4(qweight.data(), scales.data(), K, N, group, w.data());
+    for (int64_t M : {1, 5, 12, 13, 31}) {
+      SCOPED_TRACE(testing::Message() << "group " << group << " M=" << M);
+      std::vector<float> x = random_matrix(M, K, static_cast<uint32_t>(M));
+      const float block_scale[] = {0.0f, 1e-35f, 1e-20f, 1.0f, 1e20f, 3e-39f};  // 3e-39: subnormal inputs
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t j = 0; j < K / 32; ++j)
+          for (int i = 0; i < 32; ++i) x[m * K + 32 * j + i] *= block_scale[(m + j) % 6];
+      const std::vector<BlockQ8A> xq = quantise_x(x, M, K, ActScale::Pow2);
+      std::vector<float> ref;
+      for (Isa isa : isas) {
+        IsaCap cap(isa);
+        const std::vector<float> y = run_linear(xq, M, K, w, fmt, N, nullptr);
+        for (float v : y) ASSERT_TRUE(std::isfinite(v)) << isa_name(isa);
+        if (isa == Isa::Scalar) {
+          ref = y;
+        } else {
+          EXPECT_TRUE(same_bits(ref, y)) << isa_name(isa);
+        }
+      }
+    }
+  }
+}
+
 // A row gives the same bits alone (decode), inside an MTP step, inside a 100-row prefill, and under
 // any thread count (hence any split of the output columns).
 TEST(QuantLinear, BatchInvariant) {
   const int64_t N = 300, K = 512, M = 100;
   const std::vector<float> bias = random_matrix(1, N, 51), x = random_matrix(M, K, 52);
-  const std::vector<BlockQ8A> xq = quantise_x(x, M, K);
-  // Rows quantised on their own, as a decode or MTP step would.
-  auto rows = [&](int64_t m0, int64_t count) {
-    return quantise_x(std::vector<float>(x.begin() + m0 * K, x.begin() + (m0 + count) * K), count, K);
-  };
   for (QuantFormat fmt : kFormats) {
+    const ActScale mode = activation_scale_for(fmt);
+    const std::vector<BlockQ8A> xq = quantise_x(x, M, K, mode);
+    // Rows quantised on their own, as a decode or MTP step would.
+    auto rows = [&](int64_t m0, int64_t count) {
+      return quantise_x(std::vector<float>(x.begin() + m0 * K, x.begin() + (m0 + count) * K), count, K, mode);
+    };
     const std::vector<uint8_t> q = quantise(random_matrix(N, K, 53), N, K, fmt);
     for (Isa isa : isas_to_test()) {
       SCOPED_TRACE(testing::Message() << quant_format_name(fmt) << " " << isa_name(isa));
@@ -442,7 +502,26 @@ TEST(QuantLinear, RejectsBadShapes) {
   EXPECT_THROW(quant_linear(x.data(), 1, 256, w.data(), QuantFormat::Q4_128, 16, nullptr, y.data(), 8),
                InvalidArgument);
   std::vector<float> xf(40);
-  EXPECT_THROW(quantise_activations(xf.data(), 1, 40, 40, x.data()), InvalidArgument);
+  EXPECT_THROW(quantise_activations(xf.data(), 1, 40, 40, ActScale::Pow2, x.data()), InvalidArgument);
+}
+
+// Q4 kernels add d_x's exponent instead of multiplying, so Max scales (not powers of two) must be
+// refused, not turned into wrongly scaled outputs; Q8 kernels multiply and take either.
+TEST(QuantLinear, Q4RefusesActivationsWithoutPow2Scales) {
+  const int64_t N = 16, K = 256;
+  const std::vector<float> x = random_matrix(3, K, 81), w = random_matrix(N, K, 82);
+  std::vector<float> y(3 * N);
+  for (QuantFormat fmt : kFormats) {
+    SCOPED_TRACE(quant_format_name(fmt));
+    const std::vector<uint8_t> q = quantise(w, N, K, fmt);
+    const std::vector<BlockQ8A> pow2 = quantise_x(x, 3, K, ActScale::Pow2), max = quantise_x(x, 3, K, ActScale::Max);
+    EXPECT_NO_THROW(quant_linear(pow2.data(), 3, K, q.data(), fmt, N, nullptr, y.data(), N));
+    if (fmt == QuantFormat::Q8_32) {
+      EXPECT_NO_THROW(quant_linear(max.data(), 3, K, q.data(), fmt, N, nullptr, y.data(), N));
+    } else {
+      EXPECT_THROW(quant_linear(max.data(), 3, K, q.data(), fmt, N, nullptr, y.data(), N), InvalidArgument);
+    }
+  }
 }
 
 TEST(QuantLinear, PaddedInputTakesNarrowRows) {

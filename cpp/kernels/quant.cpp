@@ -207,7 +207,7 @@ const QuantKernels& quant_kernels(Isa isa) {
                                               {Isa::Scalar, &quant_kernels_scalar()}});
 }
 
-void quantise_activations(const float* x, int64_t M, int64_t K, int64_t ldx, BlockQ8A* out) {
+void quantise_activations(const float* x, int64_t M, int64_t K, int64_t ldx, ActScale mode, BlockQ8A* out) {
   LA_CHECK(K > 0 && K % kQuantActBlock == 0, InvalidArgument, "quantise_activations: K = ", K,
            " must be a positive multiple of ", kQuantActBlock);
   LA_CHECK(ldx >= K, InvalidArgument, "quantise_activations: row stride ", ldx, " is below K = ", K);
@@ -215,7 +215,7 @@ void quantise_activations(const float* x, int64_t M, int64_t K, int64_t ldx, Blo
   QuantiseRowKernel kernel = quant_kernels(active_isa()).quantise_row;
   const int64_t grain = std::max<int64_t>(1, 65536 / K);
   parallel_for(M, grain, [&](int64_t m0, int64_t m1) {
-    for (int64_t m = m0; m < m1; ++m) kernel(x + m * ldx, K, out + m, M);
+    for (int64_t m = m0; m < m1; ++m) kernel(x + m * ldx, K, mode, out + m, M);
   });
 }
 
@@ -234,8 +234,20 @@ void quant_linear(const BlockQ8A* xq, int64_t M, int64_t K, const void* w, Quant
   check_shape(fmt, N, K, "quant_linear");
   LA_CHECK(ldy >= N, InvalidArgument, "quant_linear: output row stride ", ldy, " is below N = ", N);
   if (M <= 0 || N <= 0) return;
-  const QuantKernels& kt = quant_kernels(active_isa());
   const int64_t nb = K / kQuantActBlock, tiles = (N + 15) / 16;
+  if (activation_scale_for(fmt) == ActScale::Pow2) {
+    // The Q4 kernels add d_x's exponent to d_w instead of multiplying: anything but a power of two
+    // (as ActScale::Max gives) would silently scale the output wrongly. One pass over M·K/32 scales.
+    uint32_t bad = 0;
+    for (int64_t i = 0; i < M * nb; ++i) {
+      uint32_t bits;
+      std::memcpy(&bits, &xq[i].d, sizeof bits);
+      bad |= (bits & 0x807fffffu) | static_cast<uint32_t>(bits == 0);
+    }
+    LA_CHECK(bad == 0, InvalidArgument, "quant_linear: ", quant_format_name(fmt),
+             " weights need activations quantised with ActScale::Pow2 (activation_scale_for(fmt))");
+  }
+  const QuantKernels& kt = quant_kernels(active_isa());
   const int64_t tile_row_bytes = K / quant_block_size(fmt) * quant_tile_bytes(fmt);
   if (M <= kQuantGemvMaxRows || !kt.gemm) {
     // Bandwidth-bound: at least ~64 KB of weights per task so a pool wake-up pays for itself.

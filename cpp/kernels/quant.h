@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 #include "core/cpu.h"
 
@@ -33,15 +34,27 @@ namespace la {
 // are chosen against the scale that is actually stored. Q8: d = max|w|/127, q = clamp(rne(w/d)).
 //
 // Activations x[M, K] (K a multiple of 32) are quantised once per row into BlockQ8A blocks:
-// d = max|x|/127 over the 32 elements, q = clamp(rne(x/d), −127, 127), and offset = −8·Σq, which
+// d = activation_scale(max|x|, mode), q = clamp(rne(x/d), −127, 127), and offset = −8·Σq, which
 // turns the unsigned-code dot Σ q_w·q into Σ (q_w − 8)·q (Q8 codes carry +128: their correction is
 // 16·offset). One quantised buffer serves every matrix that reads the same input. The buffer is
 // block-major, xq[j·M + m] for block j of row m, so the rows a kernel works on together sit side by
 // side and one pointer walks them all (a kernel never needs a register per row).
 //
+// Two scale modes (ActScale), chosen by the weights that read the buffer (activation_scale_for):
+//   Max  (Q8_32 weights): d = max|x|/127 (0 for an all-zero block).
+//   Pow2 (Q4 weights):    d = the smallest power of two ≥ max|x|/127 (the quotient rounded as a float),
+//                         clamped to [2^-100, 2^100].
+// With Pow2, d_w (fp16: zero or |d_w| in [2^-24, 2^16)) times d_x = 2^e is exact, and the kernels form
+// it by adding e to d_w's exponent field, an integer add, instead of a vmulps. Where vmulps competes
+// with vpdpbusd for the same pipes (Zen 4) that lifts the bound of block-32 scales from 8/10 to 8/9
+// of the int8 peak (bench_kernels ports). The step is up to 2× (on average 1.44×) max|x|/127: about
+// half a bit of activation resolution, which adds ~0.3 % to the error of a product with int4 weights
+// (their step is ~16× coarser) but would add ~60 % to that of a product with Q8 weights; hence Max
+// for those. The Q4 kernels require Pow2 scales (quant_linear checks).
+//
 // Reduction order (the same in every ISA variant, every path, every thread split and every M):
 //   isum_j = Σ_{k in block j} w_int[n, k]·q_x[m, k]      exact int32, j = 0 .. K/32 − 1
-//   acc = +0;  for j ascending: acc = fma(float(isum_j), d_x[m, j] · d_w[n, j·32/B], acc)
+//   acc = +0;  for j ascending: acc = fma(float(isum_j), d_x[m, j] · d_w[n, j·32/B], acc)   (exact with Pow2)
 //   y[m, n] = bias ? acc + bias[n] : acc
 // so y[m, n] depends only on row m of x and row n of W: a row decoded alone gives the same bits as
 // inside a 7000-row prefill, and the scalar twin matches AVX2, AVX-512 and AVX-512 VNNI exactly.
@@ -49,7 +62,7 @@ namespace la {
 // Use (one attention block, h = the normed hidden state [M, 2048]):
 //   quantise_weights_bf16(w_q, 2048, 2048, 2048, QuantFormat::Q4_32, wq);   // at load time
 //   std::vector<BlockQ8A> hq(M * 2048 / 32);
-//   quantise_activations(h, M, 2048, 2048, hq.data());                     // once for q, k and v
+//   quantise_activations(h, M, 2048, 2048, ActScale::Pow2, hq.data());     // once for q, k and v
 //   quant_linear(hq.data(), M, 2048, wq, QuantFormat::Q4_32, 2048, b_q, q, 2048);
 //   quant_linear(hq.data(), M, 2048, wk, QuantFormat::Q4_32, 256, b_k, k, 256);
 //   quant_linear(hq.data(), M, 2048, wv, QuantFormat::Q4_32, 256, b_v, v, 256);
@@ -85,6 +98,30 @@ struct TileQ8x32 {
 };
 static_assert(sizeof(TileQ8x32) == 544, "TileQ8x32 must be 544 bytes");
 
+enum class ActScale { Max = 0, Pow2 = 1 };
+
+// The activation block scale of the format above for a block whose largest magnitude is amax: one
+// float division, then (Pow2) pure bit arithmetic, so every ISA variant gets the same value. With
+// Pow2, zero, tiny and NaN amax give 2^-100 (an all-zero block quantises to q = 0), huge and infinite
+// ones 2^100.
+inline float activation_scale(float amax, ActScale mode) {
+  const float t = amax / 127.0f;
+  if (mode == ActScale::Max) return t;
+  if (!(t > 0x1p-100f)) return 0x1p-100f;
+  if (t >= 0x1p100f) return 0x1p100f;
+  uint32_t bits;
+  std::memcpy(&bits, &t, sizeof bits);
+  if (bits & 0x007fffffu) bits = (bits & 0x7f800000u) + 0x00800000u;  // round up to the next power of two
+  float d;
+  std::memcpy(&d, &bits, sizeof d);
+  return d;
+}
+
+// The scale mode the kernels of `fmt` take: Pow2 for the Q4 formats, Max for Q8_32.
+inline ActScale activation_scale_for(QuantFormat fmt) {
+  return fmt == QuantFormat::Q8_32 ? ActScale::Max : ActScale::Pow2;
+}
+
 const char* quant_format_name(QuantFormat fmt);
 // Elements per weight scale (32 or 128).
 int64_t quant_block_size(QuantFormat fmt);
@@ -117,8 +154,9 @@ void dequantise_rows(const void* w, QuantFormat fmt, int64_t N, int64_t K, const
 void repack_gptq_q4(const int32_t* qweight, const uint16_t* scales, int64_t K, int64_t N, int64_t group,
                     void* out);
 
-// x: float [M, K] with row stride ldx → out [K/32, M] blocks (block-major: out[j·M + m]).
-void quantise_activations(const float* x, int64_t M, int64_t K, int64_t ldx, BlockQ8A* out);
+// x: float [M, K] with row stride ldx → out [K/32, M] blocks (block-major: out[j·M + m]), with the
+// scales of `mode` (Pow2 whenever a Q4 matrix reads the buffer).
+void quantise_activations(const float* x, int64_t M, int64_t K, int64_t ldx, ActScale mode, BlockQ8A* out);
 // out [M, K] (row stride K) = q·d of a block-major buffer of M rows, for tests.
 void dequantise_activations(const BlockQ8A* xq, int64_t M, int64_t K, float* out);
 
@@ -127,7 +165,8 @@ void dequantise_activations(const BlockQ8A* xq, int64_t M, int64_t K, float* out
 // ---------------------------------------------------------------------------------------------
 
 // y[M, N] (row stride ldy) = dequant(xq)[M, K] · dequant(W)[N, K]ᵀ + bias[N] (bias may be null),
-// xq from quantise_activations for the same M and K,
+// xq from quantise_activations for the same M and K (Pow2 scales for the Q4 formats: InvalidArgument
+// otherwise),
 // with the reduction order above. M ≤ kQuantGemvMaxRows streams the weights once for all rows
 // (decode, MTP); larger M unpacks weight panels to int8 once and reuses them across all rows
 // (prefill). Split over the current pool by tile-rows; the per-thread scratch is reused across calls.
@@ -140,7 +179,7 @@ void quant_linear(const BlockQ8A* xq, int64_t M, int64_t K, const void* w, Quant
 // ---------------------------------------------------------------------------------------------
 
 // One row of activations: x[K] → out[j·stride], j < K/32.
-using QuantiseRowKernel = void (*)(const float* x, int64_t K, BlockQ8A* out, int64_t stride);
+using QuantiseRowKernel = void (*)(const float* x, int64_t K, ActScale mode, BlockQ8A* out, int64_t stride);
 
 // Rows [0, M) (any M) × tile-rows [t0, t1): y[m, 16t + r] for 16t + r < N. x is block-major,
 // x[j·M + m] for j < nb = K/32; w points at tile-row 0. Weights are unpacked in registers; each tile-row is read

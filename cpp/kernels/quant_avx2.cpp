@@ -34,7 +34,7 @@ inline int32_t hsum8i(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
-void quantise_row_avx2(const float* x, int64_t K, BlockQ8A* out, int64_t stride) {
+void quantise_row_avx2(const float* x, int64_t K, ActScale mode, BlockQ8A* out, int64_t stride) {
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   const __m256i lim = _mm256_set1_epi32(127), nlim = _mm256_set1_epi32(-127);
   const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
@@ -44,7 +44,7 @@ void quantise_row_avx2(const float* x, int64_t K, BlockQ8A* out, int64_t stride)
     for (int i = 0; i < 4; ++i) v[i] = _mm256_loadu_ps(xb + 8 * i);
     __m256 a = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v[0], abs_mask), _mm256_and_ps(v[1], abs_mask)),
                              _mm256_max_ps(_mm256_and_ps(v[2], abs_mask), _mm256_and_ps(v[3], abs_mask)));
-    const float d = hmax8(a) / 127.0f;
+    const float d = activation_scale(hmax8(a), mode);
     BlockQ8A& b = out[j * stride];
     b.d = d;
     if (d == 0.0f) {

@@ -30,12 +30,12 @@ inline void prefetch_block(const uint8_t* p, int64_t bytes) {
     _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes + o), _MM_HINT_T0);
 }
 
-void quantise_row_avx512(const float* x, int64_t K, BlockQ8A* out, int64_t stride) {
+void quantise_row_avx512(const float* x, int64_t K, ActScale mode, BlockQ8A* out, int64_t stride) {
   const __m512i lim = _mm512_set1_epi32(127), nlim = _mm512_set1_epi32(-127);
   for (int64_t j = 0; j < K / kQuantActBlock; ++j) {
     const float* xb = x + j * kQuantActBlock;
     const __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16);
-    const float d = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1))) / 127.0f;
+    const float d = activation_scale(_mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1))), mode);
     BlockQ8A& b = out[j * stride];
     b.d = d;
     if (d == 0.0f) {
@@ -109,9 +109,27 @@ inline void store_row16(float* y, __m512 acc, const float* bias, int valid) {
   _mm512_mask_storeu_ps(y, mask, acc);
 }
 
-// acc += float(isum) · (d_w · d_x): the one float step per block (quant.h).
-inline __m512 accumulate(__m512 acc, __m512i isum, __m512 dw, float dx) {
-  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, _mm512_set1_ps(dx)), acc);
+// acc += float(isum) · (d_w · d_x): the one float step per block (quant.h). Q8 weights take Max
+// activation scales: a float multiply. Q4 weights take Pow2 scales, d_x = 2^e, so the exact product
+// is d_w with e added to its exponent field: an integer add, which leaves the FMA pipes to vpdpbusd
+// where a vmulps would take a slot of its own. WScale holds d_w, its bits less the bits of 1.0 (once
+// per block, for all rows: adding d_x's own bits then adds e), and the lanes where d_w ≠ 0 (a zero
+// must stay zero, whatever e is).
+struct WScale {
+  __m512 f;
+  __m512i bits;
+  __mmask16 nonzero;
+};
+inline WScale wscale(__m512 dw) {
+  const __m512i bits = _mm512_castps_si512(dw);
+  return {dw, _mm512_sub_epi32(bits, _mm512_set1_epi32(0x3f800000)),
+          _mm512_test_epi32_mask(bits, _mm512_set1_epi32(0x7fffffff))};
+}
+template <bool Q8>
+inline __m512 accumulate(__m512 acc, __m512i isum, const WScale& dw, __m512 dx) {
+  const __m512 scale = Q8 ? _mm512_mul_ps(dw.f, dx)
+                          : _mm512_castsi512_ps(_mm512_maskz_add_epi32(dw.nonzero, dw.bits, _mm512_castps_si512(dx)));
+  return _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, acc);
 }
 
 template <bool Q8, int Units>
@@ -131,7 +149,7 @@ void sweep_bw(const BlockQ8A* x, int64_t ldx, int64_t nbs, const uint8_t* tiles,
   for (int64_t b = 0; b < nbs; ++b) {
     const uint8_t* tile = tiles + b * tile_bytes<Q8, Units>();
     prefetch_block(tile, tile_bytes<Q8, Units>());
-    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile)));
+    const WScale dw = wscale(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile))));
     for (int u = 0; u < Units; ++u) {
       const BlockQ8A* xj = x + (b * Units + u) * ldx;
       __m512i isum[MR];
@@ -172,7 +190,7 @@ void sweep_bw(const BlockQ8A* x, int64_t ldx, int64_t nbs, const uint8_t* tiles,
         }
       }
 #pragma GCC unroll 8
-      for (int i = 0; i < MR; ++i) acc[i] = accumulate(acc[i], isum[i], dw, xj[i].d);
+      for (int i = 0; i < MR; ++i) acc[i] = accumulate<Q8>(acc[i], isum[i], dw, _mm512_set1_ps(xj[i].d));
     }
   }
 }
@@ -187,7 +205,7 @@ LA_VNNI void sweep_vnni(const BlockQ8A* x, int64_t ldx, int64_t nbs, const uint8
   for (int64_t b = 0; b < nbs; ++b) {
     const uint8_t* tile = tiles + b * tile_bytes<Q8, Units>();
     prefetch_block(tile, tile_bytes<Q8, Units>());
-    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile)));
+    const WScale dw = wscale(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile))));
     for (int u = 0; u < Units; ++u) {
       const BlockQ8A* xj = x + (b * Units + u) * ldx;
       __m512i isum[MR];
@@ -216,7 +234,7 @@ LA_VNNI void sweep_vnni(const BlockQ8A* x, int64_t ldx, int64_t nbs, const uint8
         }
       }
 #pragma GCC unroll 12
-      for (int i = 0; i < MR; ++i) acc[i] = accumulate(acc[i], isum[i], dw, xj[i].d);
+      for (int i = 0; i < MR; ++i) acc[i] = accumulate<Q8>(acc[i], isum[i], dw, _mm512_set1_ps(xj[i].d));
     }
   }
 }
@@ -344,13 +362,15 @@ LA_VNNI void gemm_micro(const BlockQ8A* x, int64_t ldx, int64_t kc, const uint8_
         for (int p = 0; p < NR; ++p) s[i][p] = _mm512_dpbusd_epi32(s[i][p], wv[p], xb);
       }
     }
-    __m512 dw[NR];
+    WScale dw[NR];
 #pragma GCC unroll 2
-    for (int p = 0; p < NR; ++p) dw[p] = _mm512_load_ps(scales + (p * kc + j) * 16);
+    for (int p = 0; p < NR; ++p) dw[p] = wscale(_mm512_load_ps(scales + (p * kc + j) * 16));
 #pragma GCC unroll 6
-    for (int i = 0; i < MR; ++i)
+    for (int i = 0; i < MR; ++i) {
+      const __m512 dx = _mm512_set1_ps(xj[i].d);
 #pragma GCC unroll 2
-      for (int p = 0; p < NR; ++p) acc[i][p] = accumulate(acc[i][p], s[i][p], dw[p], xj[i].d);
+      for (int p = 0; p < NR; ++p) acc[i][p] = accumulate<Q8>(acc[i][p], s[i][p], dw[p], dx);
+    }
   }
   for (int i = 0; i < MR; ++i)
     for (int p = 0; p < NR; ++p) {

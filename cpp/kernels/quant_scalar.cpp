@@ -10,13 +10,13 @@ namespace la {
 
 namespace {
 
-void quantise_row_scalar(const float* x, int64_t K, BlockQ8A* out, int64_t stride) {
+void quantise_row_scalar(const float* x, int64_t K, ActScale mode, BlockQ8A* out, int64_t stride) {
   for (int64_t j = 0; j < K / kQuantActBlock; ++j) {
     const float* xb = x + j * kQuantActBlock;
     BlockQ8A& b = out[j * stride];
     float amax = 0.0f;
     for (int i = 0; i < kQuantActBlock; ++i) amax = std::fmax(amax, std::fabs(xb[i]));
-    const float d = amax / 127.0f;
+    const float d = activation_scale(amax, mode);
     int32_t sum = 0;
     for (int i = 0; i < kQuantActBlock; ++i) {
       float q = d == 0.0f ? 0.0f : std::nearbyint(xb[i] / d);  // default rounding mode: to nearest even

@@ -45,6 +45,10 @@ namespace {
 // target's K).
 void apply_linears_into(const float* x, int64_t M, int64_t ldx, const std::vector<LinearTarget>& targets,
                         BlockQ8A* xq) {
+  // Pow2 activation scales as soon as one Q4 matrix reads x (quant.h; Q8 kernels take them too).
+  ActScale mode = ActScale::Max;
+  for (const LinearTarget& t : targets)
+    if (t.w->quantized && activation_scale_for(t.w->qformat) == ActScale::Pow2) mode = ActScale::Pow2;
   bool quantized_input = false;
   for (const LinearTarget& t : targets) {
     if (!t.w->quantized) {
@@ -59,9 +63,9 @@ void apply_linears_into(const float* x, int64_t M, int64_t ldx, const std::vecto
                  " input columns but the rows hold ", ldx);
         std::vector<float> padded(static_cast<size_t>(M * K), 0.0f);
         for (int64_t m = 0; m < M; ++m) std::copy(x + m * ldx, x + m * ldx + used, padded.begin() + m * K);
-        quantise_activations(padded.data(), M, K, K, xq);
+        quantise_activations(padded.data(), M, K, K, mode, xq);
       } else {
-        quantise_activations(x, M, K, ldx, xq);
+        quantise_activations(x, M, K, ldx, mode, xq);
       }
       quantized_input = true;
     }
