@@ -223,6 +223,28 @@ def test_a_journal_of_another_run_is_not_mixed_in(tmp_path, model, images, capsy
         cli(*common, "--eval_type", "bad")
 
 
+def test_quantised_runs_fingerprint_the_numerics(tmp_path):
+    # A quantised plan's records change when its numerics do (e.g. the Pow2 activation scales of the
+    # INT4 products) and with the CPU's vision attention (bf16 units or not): a journal of another
+    # version must not be resumed into the same output. The exact path depends on neither, so its
+    # fingerprint keeps no such key and older journals of it stay resumable.
+    from locateanything_native.eval.runner import Journal, JournalMismatch, fingerprint
+
+    bench = write_jsonl(tmp_path / "bench.jsonl", sampling_rows(1))
+    kernels = la._core.kernels()
+    int4 = fingerprint(EvalOptions(str(bench), str(tmp_path / "o.jsonl"), quantization="int4"), "grounding", "m")
+    assert int4["numerics"] == {"quant": kernels["quant_numerics"],
+                                "vision_attention": kernels["vision_attention_quantised"]}
+    assert kernels["quant_numerics"] >= 2
+    none = fingerprint(EvalOptions(str(bench), str(tmp_path / "o.jsonl"), quantization="none"), "grounding", "m")
+    assert "numerics" not in none
+    older = dict(int4, numerics=dict(int4["numerics"], quant=int4["numerics"]["quant"] - 1))
+    path = str(tmp_path / "o.jsonl.partial.jsonl")
+    Journal(path, older).open().close()
+    with pytest.raises(JournalMismatch, match="differs in: numerics"):
+        Journal(path, int4).open()
+
+
 def test_official_flags_and_spellings(tmp_path, model, images, monkeypatch):
     bench = write_jsonl(tmp_path / "bench.jsonl", sampling_rows(1))
     monkeypatch.setenv("LOCATEANYTHING_MODEL", model)

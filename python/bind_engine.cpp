@@ -590,9 +590,11 @@ void register_functions(::py::module_& m) {
                                                             : "scalar");
     d["bf16_units"] = bf16_units();
     d["vision_attention_quantised"] = std::string(bf16_units() ? "bf16 (vdpbf16ps)" : "float32");
+    d["quant_numerics"] = quant_numerics_version();
     return d;
   }, "The dispatcher's kernel choices in this process: ISA, the int8 dot instruction, whether the "
-     "AVX-512 BF16 units are used, and the quantised plans' vision attention.");
+     "AVX-512 BF16 units are used, the quantised plans' vision attention, and the version of the "
+     "quantised products' numerics.");
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include "io/files.h"
 #include "core/timer.h"
 #include "kernels/gemm.h"
+#include "kernels/quant.h"
 
 namespace la {
 
@@ -450,5 +451,7 @@ void Engine::collect(std::vector<Row>& rows, std::vector<QueryResult>& res, doub
     r.timings.total = elapsed;
   }
 }
+
+int quant_numerics_version() { return kQuantNumericsVersion; }
 
 }  // namespace la

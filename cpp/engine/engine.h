@@ -174,4 +174,8 @@ class Engine {
   std::vector<std::string> notes_;
 };
 
+// The version of the quantised plans' numerics (kernels/quant.h): records of a quantised run depend on
+// it, the exact path's do not.
+int quant_numerics_version();
+
 }  // namespace la

@@ -68,6 +68,11 @@ namespace la {
 //   quant_linear(hq.data(), M, 2048, wv, QuantFormat::Q4_32, 256, b_v, v, 256);
 // ---------------------------------------------------------------------------------------------
 
+// Version of the quantised products' numerics: bump it whenever a quantised plan's outputs change for
+// the same inputs (2: Pow2 activation scales for Q4 weights), so that resumed runs do not mix records
+// of two versions (locateanything_native.eval fingerprints it).
+constexpr int kQuantNumericsVersion = 2;
+
 constexpr int kQuantTileRows = 16;
 constexpr int kQuantActBlock = 32;
 

@@ -234,7 +234,7 @@ def join_categories(categories: collections.abc.Sequence[str]) -> str:
     """
 def kernels() -> dict:
     """
-    The dispatcher's kernel choices in this process: ISA, the int8 dot instruction, whether the AVX-512 BF16 units are used, and the quantised plans' vision attention.
+    The dispatcher's kernel choices in this process: ISA, the int8 dot instruction, whether the AVX-512 BF16 units are used, the quantised plans' vision attention, and the version of the quantised products' numerics.
     """
 def parse_answer(answer: str, width: typing.SupportsFloat | typing.SupportsIndex, height: typing.SupportsFloat | typing.SupportsIndex, rule: str = 'worker') -> list:
     """

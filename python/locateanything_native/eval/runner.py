@@ -9,7 +9,8 @@ Nothing lost, nothing twice:
 * Every finished record is appended to a journal, `<save_path>.partial.jsonl`, as
   `{"index": i, "record": {...}}` (i: the row's position among the non-blank lines of the input), then
   flushed and fsync'd. Its first line fingerprints everything that decides the records (input file
-  content, model, format, prompts, sampling, seed); a run whose fingerprint differs refuses to mix in
+  content, model, format, prompts, sampling, seed; for quantised plans also the version of the quantised
+  numerics and the CPU's vision attention); a run whose fingerprint differs refuses to mix in
   (`overwrite=True` starts afresh). The journal is locked while a run writes it.
 * A re-run reads the journal, cuts off a torn last line (a crash mid-write), and runs only the rows with
   no record yet, plus those whose record is an error (a missing image may have been restored).
@@ -380,7 +381,18 @@ def fingerprint(options: EvalOptions, fmt: str, model_path: str) -> dict:
         "repetition_penalty": float(options.repetition_penalty),
         "seed": int(options.seed),
         "scores": bool(options.scores),
+        **_numerics(options.quantization),
     }
+
+
+def _numerics(quantization: str) -> dict:
+    """What else decides a quantised plan's records: the version of the quantised products' numerics and
+    the vision attention this CPU runs (bf16 units or not). The exact path ("none") depends on neither, so
+    its fingerprint, and the journals written before this key existed, stay as they were."""
+    if quantization == "none":
+        return {}
+    k = _core.kernels()
+    return {"numerics": {"quant": int(k["quant_numerics"]), "vision_attention": str(k["vision_attention_quantised"])}}
 
 
 # ---------------------------------------------------------------- progress
