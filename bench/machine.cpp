@@ -183,17 +183,19 @@ namespace {
     const double t0 = now_s();                                                                                   \
     asm volatile("vpxord %%zmm28, %%zmm28, %%zmm28\n vpxord %%zmm29, %%zmm29, %%zmm29\n"                       \
                  "vpxord %%zmm30, %%zmm30, %%zmm30\n vpxord %%zmm31, %%zmm31, %%zmm31\n"                       \
+                 "kxnorw %%k1, %%k1, %%k1\n"                                                                   \
                  "1:\n" LA_DP8 body "dec %0\n jnz 1b\n"                                                         \
                  : "+r"(n)                                                                                       \
                  : "r"(mem)                                                                                      \
                  : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm16",     \
-                   "xmm17", "xmm18", "xmm19", "xmm28", "xmm29", "xmm30", "xmm31");                               \
+                   "xmm17", "xmm18", "xmm19", "xmm28", "xmm29", "xmm30", "xmm31", "k1");                       \
     return now_s() - t0;                                                                                         \
   }
 #define LA_FMA(r) "vfmadd231ps %%zmm29, %%zmm28, %%zmm" r "\n"
 #define LA_MUL(r) "vmulps %%zmm29, %%zmm" r ", %%zmm" r "\n"
 #define LA_CVT(r) "vcvtdq2ps %%zmm" r ", %%zmm" r "\n"
 #define LA_ADDD(r) "vpaddd %%zmm29, %%zmm" r ", %%zmm" r "\n"
+#define LA_ADDDZ(r) "vpaddd %%zmm29, %%zmm" r ", %%zmm" r "%{%%k1%}%{z%}\n"  // the Pow2 scale product
 #define LA_ADDPS(r) "vaddps %%zmm29, %%zmm" r ", %%zmm" r "\n"
 #define LA_BCAST(r) "vpbroadcastd (%1), %%zmm" r "\n"
 #define LA_SHIFT(r) "vpsrlw $4, %%zmm" r ", %%zmm" r "\n"
@@ -204,6 +206,7 @@ LA_ISSUE_LOOP(issue_mul, LA_X4(LA_MUL))
 LA_ISSUE_LOOP(issue_addps, LA_X4(LA_ADDPS))
 LA_ISSUE_LOOP(issue_cvt, LA_X4(LA_CVT))
 LA_ISSUE_LOOP(issue_addd, LA_X4(LA_ADDD))
+LA_ISSUE_LOOP(issue_adddz, LA_X4(LA_ADDDZ))
 LA_ISSUE_LOOP(issue_shift, LA_X4(LA_SHIFT))
 LA_ISSUE_LOOP(issue_bcast, LA_X4(LA_BCAST))
 
@@ -214,8 +217,8 @@ std::vector<IssueCost> measure_issue_costs() {
     const char* op;
     Loop loop;
   } cases[] = {{"vfmadd231ps", issue_fma}, {"vmulps", issue_mul},    {"vaddps", issue_addps},
-               {"vcvtdq2ps", issue_cvt},   {"vpaddd", issue_addd},   {"vpsrlw", issue_shift},
-               {"vpbroadcastd m32", issue_bcast}};
+               {"vcvtdq2ps", issue_cvt},   {"vpaddd", issue_addd},   {"vpaddd{k}{z}", issue_adddz},
+               {"vpsrlw", issue_shift},    {"vpbroadcastd m32", issue_bcast}};
   const long n = 20000000;
   auto best = [&](Loop loop) {
     double t = 1e30;
