@@ -369,7 +369,8 @@ TEST(QuantLinear, IsaVariantsBitIdentical) {
 // The scale product d_x·d_w is exact (quant.h), so the AVX-512 kernels form it by adding d_x's
 // exponent to d_w's bits. Check that against the scalar twin's float multiply where that is easiest
 // to get wrong: zero and −0 weight scales over non-zero codes (GPTQ allows them), fp16 subnormal,
-// largest and negative scales, and activation blocks at both clamps of the activation scale.
+// largest and negative scales, and activation blocks of zeros, of subnormals, at the lower clamp of the
+// activation scale (1e-35) and far above 1 (1e20).
 TEST(QuantLinear, ExtremeScalesBitIdentical) {
   const std::vector<Isa> isas = isas_to_test();
   if (isas.size() < 2) GTEST_SKIP() << "only the scalar kernels are available here";
