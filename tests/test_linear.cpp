@@ -66,6 +66,33 @@ TEST(Linear, SimdVariantsEqualScalarTwinBitForBit) {
   }
 }
 
+// One row of x (decode) reads the weight rows spaced a range/S apart (S = 4, or 8 once x outgrows 16 KB),
+// leftover rows as adjacent tiles: every split of the rows, with and without K tails and bias, gives the
+// scalar twin's bits.
+TEST(Linear, OneRowSpreadTilesEqualScalarTwin) {
+  for (auto [K, N] : {std::pair<int64_t, int64_t>{64, 37}, {100, 8}, {2048, 45}, {4096, 16}, {4100, 61}, {4113, 9}}) {
+    Problem p = make(1, K, N, static_cast<uint32_t>(K + N));
+    for (bool bf16 : {false, true}) {
+      const void* w = bf16 ? static_cast<const void*>(p.wb.data()) : p.wf.data();
+      for (const float* bias : {static_cast<const float*>(p.bias.data()), static_cast<const float*>(nullptr)}) {
+        std::vector<float> ref(N);
+        (bf16 ? linear_kernels_scalar().bf16 : linear_kernels_scalar().f32)(p.x.data(), 1, K, K, w, bias, ref.data(),
+                                                                              N, 0, N);
+        for (const LinearKernels* kt : available()) {
+          for (int64_t split : {int64_t{0}, int64_t{1}, N / 3, N - 1}) {
+            std::vector<float> y(N, -1.0f);
+            (bf16 ? kt->bf16 : kt->f32)(p.x.data(), 1, K, K, w, bias, y.data(), N, 0, split);
+            (bf16 ? kt->bf16 : kt->f32)(p.x.data(), 1, K, K, w, bias, y.data(), N, split, N);
+            for (int64_t n = 0; n < N; ++n)
+              ASSERT_EQ(y[n], ref[n]) << "K=" << K << " N=" << N << " split=" << split << " n=" << n
+                                      << (bias ? " bias" : "") << (bf16 ? " bf16" : " f32");
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(Linear, MatchesDoubleReference) {
   Problem p = make(4, 2048, 64, 7);
   const std::vector<float> y = run(linear_kernels(active_isa()), p, true);
