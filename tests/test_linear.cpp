@@ -66,26 +66,28 @@ TEST(Linear, SimdVariantsEqualScalarTwinBitForBit) {
   }
 }
 
-// One row of x (decode) reads the weight rows spaced a range/S apart (S = 4, or 8 once x outgrows 16 KB),
-// leftover rows as adjacent tiles: every split of the rows, with and without K tails and bias, gives the
-// scalar twin's bits.
-TEST(Linear, OneRowSpreadTilesEqualScalarTwin) {
-  for (auto [K, N] : {std::pair<int64_t, int64_t>{64, 37}, {100, 8}, {2048, 45}, {4096, 16}, {4100, 61}, {4113, 9}}) {
-    Problem p = make(1, K, N, static_cast<uint32_t>(K + N));
-    for (bool bf16 : {false, true}) {
-      const void* w = bf16 ? static_cast<const void*>(p.wb.data()) : p.wf.data();
-      for (const float* bias : {static_cast<const float*>(p.bias.data()), static_cast<const float*>(nullptr)}) {
-        std::vector<float> ref(N);
-        (bf16 ? linear_kernels_scalar().bf16 : linear_kernels_scalar().f32)(p.x.data(), 1, K, K, w, bias, ref.data(),
-                                                                              N, 0, N);
-        for (const LinearKernels* kt : available()) {
-          for (int64_t split : {int64_t{0}, int64_t{1}, N / 3, N - 1}) {
-            std::vector<float> y(N, -1.0f);
-            (bf16 ? kt->bf16 : kt->f32)(p.x.data(), 1, K, K, w, bias, y.data(), N, 0, split);
-            (bf16 ? kt->bf16 : kt->f32)(p.x.data(), 1, K, K, w, bias, y.data(), N, split, N);
-            for (int64_t n = 0; n < N; ++n)
-              ASSERT_EQ(y[n], ref[n]) << "K=" << K << " N=" << N << " split=" << split << " n=" << n
-                                      << (bias ? " bias" : "") << (bf16 ? " bf16" : " f32");
+// A tile's weight rows lie range/S apart (S = 4, or 8 for one row of x beyond 16 KB; AVX2: 4 or 2), the
+// rows left over as adjacent tiles: every split of the rows, with and without K tails and bias, for one
+// and several rows of x, gives the scalar twin's bits.
+TEST(Linear, SpreadTilesEqualScalarTwin) {
+  for (int64_t M : {1, 3, 6}) {
+    for (auto [K, N] : {std::pair<int64_t, int64_t>{64, 37}, {100, 8}, {2048, 45}, {4096, 16}, {4100, 61}, {4113, 9}}) {
+      Problem p = make(M, K, N, static_cast<uint32_t>(M + K + N));
+      for (bool bf16 : {false, true}) {
+        const void* w = bf16 ? static_cast<const void*>(p.wb.data()) : p.wf.data();
+        for (const float* bias : {static_cast<const float*>(p.bias.data()), static_cast<const float*>(nullptr)}) {
+          std::vector<float> ref(M * N);
+          (bf16 ? linear_kernels_scalar().bf16 : linear_kernels_scalar().f32)(p.x.data(), M, K, K, w, bias, ref.data(),
+                                                                                N, 0, N);
+          for (const LinearKernels* kt : available()) {
+            for (int64_t split : {int64_t{0}, int64_t{1}, N / 3, N - 1}) {
+              std::vector<float> y(M * N, -1.0f);
+              (bf16 ? kt->bf16 : kt->f32)(p.x.data(), M, K, K, w, bias, y.data(), N, 0, split);
+              (bf16 ? kt->bf16 : kt->f32)(p.x.data(), M, K, K, w, bias, y.data(), N, split, N);
+              for (int64_t i = 0; i < M * N; ++i)
+                ASSERT_EQ(y[i], ref[i]) << "M=" << M << " K=" << K << " N=" << N << " split=" << split << " i=" << i
+                                        << (bias ? " bias" : "") << (bf16 ? " bf16" : " f32");
+            }
           }
         }
       }

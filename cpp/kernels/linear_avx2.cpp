@@ -99,25 +99,28 @@ void tile(const float* x, int64_t ldx, int64_t K, const typename Fmt::T* w, cons
 
 template <int NN, typename Fmt>
 void tile_rows(const float* x, int64_t M, int64_t ldx, int64_t K, const typename Fmt::T* w, const float* bias,
-               float* y, int64_t ldy) {
+               float* y, int64_t ldy, int64_t rs = 1) {
   int64_t m = 0;
-  for (; m + 2 <= M; m += 2) tile<2, NN, Fmt>(x + m * ldx, ldx, K, w, bias, y + m * ldy, ldy);
-  if (m < M) tile<1, NN, Fmt>(x + m * ldx, ldx, K, w, bias, y + m * ldy, ldy);
+  for (; m + 2 <= M; m += 2) tile<2, NN, Fmt>(x + m * ldx, ldx, K, w, bias, y + m * ldy, ldy, rs);
+  if (m < M) tile<1, NN, Fmt>(x + m * ldx, ldx, K, w, bias, y + m * ldy, ldy, rs);
 }
 
 template <typename Fmt>
 void linear_avx2(const float* x, int64_t M, int64_t ldx, int64_t K, const void* wv, const float* bias, float* y,
                  int64_t ldy, int64_t n_begin, int64_t n_end) {
   const auto* w = static_cast<const typename Fmt::T*>(wv);
-  int64_t n = n_begin;
-  if (M == 1) {
-    // Decode: four rows spaced a quarter of the range apart rather than adjacent (see linear_avx512.cpp;
-    // four, as 16 registers hold no more accumulators).
-    const int64_t Q = (n_end - n_begin) / 4;
-    for (int64_t r = 0; r < Q; ++r)
-      tile<1, 4, Fmt>(x, ldx, K, w + (n + r) * K, bias ? bias + n + r : nullptr, y + n + r, 0, Q);
-    n += 4 * Q;
+  // Weight rows spaced range/S apart, as in linear_avx512.cpp: S = 4 for one row of x, else 2 (the
+  // accumulators that 16 registers hold).
+  const int64_t S = M == 1 ? 4 : 2, Q = (n_end - n_begin) / S;
+  for (int64_t r = 0; r < Q; ++r) {
+    const int64_t n = n_begin + r;
+    if (M == 1) {
+      tile<1, 4, Fmt>(x, ldx, K, w + n * K, bias ? bias + n : nullptr, y + n, ldy, Q);
+    } else {
+      tile_rows<2, Fmt>(x, M, ldx, K, w + n * K, bias ? bias + n : nullptr, y + n, ldy, Q);
+    }
   }
+  int64_t n = n_begin + S * Q;
   for (; n + 2 <= n_end; n += 2) tile_rows<2, Fmt>(x, M, ldx, K, w + n * K, bias ? bias + n : nullptr, y + n, ldy);
   if (n < n_end) tile_rows<1, Fmt>(x, M, ldx, K, w + n * K, bias ? bias + n : nullptr, y + n, ldy);
 }

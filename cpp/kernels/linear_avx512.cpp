@@ -75,46 +75,36 @@ void tile(const float* x, int64_t ldx, int64_t K, const typename Fmt::T* w, cons
 
 template <int NN, typename Fmt>
 void tile_rows(const float* x, int64_t M, int64_t ldx, int64_t K, const typename Fmt::T* w, const float* bias,
-               float* y, int64_t ldy) {
+               float* y, int64_t ldy, int64_t rs = 1) {
   int64_t m = 0;
-  for (; m + 4 <= M; m += 4) tile<4, NN, Fmt>(x + m * ldx, ldx, K, w, bias, y + m * ldy, ldy);
+  for (; m + 4 <= M; m += 4) tile<4, NN, Fmt>(x + m * ldx, ldx, K, w, bias, y + m * ldy, ldy, rs);
   switch (M - m) {
-    case 3: tile<3, NN, Fmt>(x + m * ldx, ldx, K, w, bias, y + m * ldy, ldy); break;
-    case 2: tile<2, NN, Fmt>(x + m * ldx, ldx, K, w, bias, y + m * ldy, ldy); break;
-    case 1: tile<1, NN, Fmt>(x + m * ldx, ldx, K, w, bias, y + m * ldy, ldy); break;
+    case 3: tile<3, NN, Fmt>(x + m * ldx, ldx, K, w, bias, y + m * ldy, ldy, rs); break;
+    case 2: tile<2, NN, Fmt>(x + m * ldx, ldx, K, w, bias, y + m * ldy, ldy, rs); break;
+    case 1: tile<1, NN, Fmt>(x + m * ldx, ldx, K, w, bias, y + m * ldy, ldy, rs); break;
     default: break;
   }
-}
-
-// One row of x against rows [n_begin, n_begin + S·Q) of w, Q = (n_end − n_begin) / S, as Q tiles of S rows
-// spaced Q apart; returns the first row left over (fewer than S remain).
-template <int S, typename Fmt>
-int64_t spread_rows(const float* x, int64_t K, const typename Fmt::T* w, const float* bias, float* y, int64_t n_begin,
-                    int64_t n_end) {
-  const int64_t Q = (n_end - n_begin) / S;
-  for (int64_t r = 0; r < Q; ++r) {
-    const int64_t n = n_begin + r;
-    tile<1, S, Fmt>(x, K, K, w + n * K, bias ? bias + n : nullptr, y + n, 0, Q);
-  }
-  return n_begin + S * Q;
 }
 
 template <typename Fmt>
 void linear_avx512(const float* x, int64_t M, int64_t ldx, int64_t K, const void* wv, const float* bias, float* y,
                    int64_t ldy, int64_t n_begin, int64_t n_end) {
   const auto* w = static_cast<const typename Fmt::T*>(wv);
-  int64_t n = n_begin;
-  if (M == 1) {
-    // Decode: bandwidth-bound. Adjacent rows would be S streams a row apart; with rows of 4 KB (K =
-    // 2048 bf16) those fall into the same DRAM banks and the GEMV moved 60–65 % of what a plain read
-    // does (EPYC Zen 4). Rows spaced Q = range/S apart read like one stream per row: ~100 % of the read
-    // rate. S = 4 while x fits L1 comfortably, 8 beyond (x is re-read once per S rows).
-    if (K * static_cast<int64_t>(sizeof(float)) > 16384) {
-      n = spread_rows<8, Fmt>(x, K, w, bias, y, n_begin, n_end);
+  // A tile's S weight rows are taken Q = range/S rows apart, not adjacent. Adjacent rows of 4 KB (K =
+  // 2048 bf16) are S streams 4 KB apart, which share DRAM banks: a decode GEMV moved 60–65 % of what a
+  // plain read does on the EPYC (Zen 4), spaced rows ~100 % (bench/README.md); 12 rows gain 8–17 %,
+  // 297 rows ~1 %. S = 8 for one row whose x outgrows 16 KB of L1 (x is re-read once per S rows), else 4.
+  const bool wide = M == 1 && K * static_cast<int64_t>(sizeof(float)) > 16384;
+  const int64_t S = wide ? 8 : 4, Q = (n_end - n_begin) / S;
+  for (int64_t r = 0; r < Q; ++r) {
+    const int64_t n = n_begin + r;
+    if (wide) {
+      tile<1, 8, Fmt>(x, ldx, K, w + n * K, bias ? bias + n : nullptr, y + n, ldy, Q);
     } else {
-      n = spread_rows<4, Fmt>(x, K, w, bias, y, n_begin, n_end);
+      tile_rows<4, Fmt>(x, M, ldx, K, w + n * K, bias ? bias + n : nullptr, y + n, ldy, Q);
     }
   }
+  int64_t n = n_begin + S * Q;  // fewer than S rows left: adjacent tiles
   for (; n + 4 <= n_end; n += 4)
     tile_rows<4, Fmt>(x, M, ldx, K, w + n * K, bias ? bias + n : nullptr, y + n, ldy);
   switch (n_end - n) {
