@@ -70,7 +70,7 @@ TEST(Linear, SimdVariantsEqualScalarTwinBitForBit) {
 // rows left over as adjacent tiles: every split of the rows, with and without K tails and bias, for one
 // and several rows of x, gives the scalar twin's bits.
 TEST(Linear, SpreadTilesEqualScalarTwin) {
-  for (int64_t M : {1, 3, 6}) {
+  for (int64_t M : {1, 3, 6, 10}) {
     for (auto [K, N] : {std::pair<int64_t, int64_t>{64, 37}, {100, 8}, {2048, 45}, {4096, 16}, {4100, 61}, {4113, 9}}) {
       Problem p = make(M, K, N, static_cast<uint32_t>(M + K + N));
       for (bool bf16 : {false, true}) {

@@ -1,4 +1,5 @@
-// AVX-512 linear kernels: 4×4 register tiles of 16-lane accumulators (reduction order in linear.h).
+// AVX-512 linear kernels: register tiles of up to 6 rows of x × 4 weight rows (8 for one row of x) of 16-lane
+// accumulators (reduction order in linear.h).
 #include <immintrin.h>
 
 #include <cstring>
@@ -36,7 +37,7 @@ template <int MM, int NN, typename Fmt>
 void tile(const float* x, int64_t ldx, int64_t K, const typename Fmt::T* w, const float* bias, float* y,
           int64_t ldy, int64_t rs = 1) {
   __m512 acc[MM][NN];
-  #pragma GCC unroll 4
+  #pragma GCC unroll 8
   for (int i = 0; i < MM; ++i)
     #pragma GCC unroll 8
     for (int j = 0; j < NN; ++j) acc[i][j] = _mm512_setzero_ps();
@@ -45,7 +46,7 @@ void tile(const float* x, int64_t ldx, int64_t K, const typename Fmt::T* w, cons
     __m512 wv[NN];
     #pragma GCC unroll 8
     for (int j = 0; j < NN; ++j) wv[j] = Fmt::load(w + j * rs * K + k);
-    #pragma GCC unroll 4
+    #pragma GCC unroll 8
     for (int i = 0; i < MM; ++i) {
       __m512 xv = _mm512_loadu_ps(x + i * ldx + k);
       #pragma GCC unroll 8
@@ -57,14 +58,14 @@ void tile(const float* x, int64_t ldx, int64_t K, const typename Fmt::T* w, cons
     __m512 wv[NN];
     #pragma GCC unroll 8
     for (int j = 0; j < NN; ++j) wv[j] = Fmt::load_tail(w + j * rs * K + k, mask);
-    #pragma GCC unroll 4
+    #pragma GCC unroll 8
     for (int i = 0; i < MM; ++i) {
       __m512 xv = _mm512_maskz_loadu_ps(mask, x + i * ldx + k);
       #pragma GCC unroll 8
       for (int j = 0; j < NN; ++j) acc[i][j] = _mm512_mask3_fmadd_ps(xv, wv[j], acc[i][j], mask);
     }
   }
-  #pragma GCC unroll 4
+  #pragma GCC unroll 8
   for (int i = 0; i < MM; ++i)
     #pragma GCC unroll 8
     for (int j = 0; j < NN; ++j) {
@@ -73,11 +74,18 @@ void tile(const float* x, int64_t ldx, int64_t K, const typename Fmt::T* w, cons
     }
 }
 
+// All M rows of x against NN weight rows: tiles of 6 rows of x (24 accumulators, 4 weight vectors and x
+// in 29 of the 32 registers; each weight vector is loaded and widened once per 6 rows instead of 4),
+// then 4, then the rest.
 template <int NN, typename Fmt>
 void tile_rows(const float* x, int64_t M, int64_t ldx, int64_t K, const typename Fmt::T* w, const float* bias,
                float* y, int64_t ldy, int64_t rs = 1) {
   int64_t m = 0;
-  for (; m + 4 <= M; m += 4) tile<4, NN, Fmt>(x + m * ldx, ldx, K, w, bias, y + m * ldy, ldy, rs);
+  for (; m + 6 <= M; m += 6) tile<6, NN, Fmt>(x + m * ldx, ldx, K, w, bias, y + m * ldy, ldy, rs);
+  if (M - m >= 4) {
+    tile<4, NN, Fmt>(x + m * ldx, ldx, K, w, bias, y + m * ldy, ldy, rs);
+    m += 4;
+  }
   switch (M - m) {
     case 3: tile<3, NN, Fmt>(x + m * ldx, ldx, K, w, bias, y + m * ldy, ldy, rs); break;
     case 2: tile<2, NN, Fmt>(x + m * ldx, ldx, K, w, bias, y + m * ldy, ldy, rs); break;
